@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Sequence, Tuple
 
+import flax
 from flax.linen import partitioning as flax_partitioning
 import jax
 import numpy as np
@@ -48,11 +49,20 @@ def make_mesh(num_partitions: int = 1, devices: Optional[Sequence[Any]] = None) 
 
 
 def make_partitioner(num_partitions: int = 1, **kwargs):
-  """t5x's `PjitPartitioner` with the project's logical-axis rules (needs t5x)."""
+  """t5x's `PjitPartitioner` with the project's logical-axis rules (needs t5x).
+
+  On CPU, t5x's default mesh ignores `num_partitions` and puts every device on `model`
+  (`get_cpu_mesh`); a real `data x model` mesh there needs `model_parallel_submesh =
+  (1, 1, 1, num_partitions)`, which this passes for CPU backends. The same holds for gin
+  runs of `t5x.train` on fake CPU devices.
+  """
   try:
     from t5x import partitioning as t5x_partitioning  # pylint: disable=g-import-not-at-top
   except ImportError as e:  # pragma: no cover - t5x is part of `make install`
     raise ImportError("make_partitioner needs t5x; run `make install` (see README)") from e
+  if jax.devices()[0].platform == "cpu" and "model_parallel_submesh" not in kwargs:
+    kwargs["model_parallel_submesh"] = (1, 1, 1, num_partitions)
+    num_partitions = None
   return t5x_partitioning.PjitPartitioner(num_partitions=num_partitions,
                                           logical_axis_rules=LOGICAL_AXIS_RULES, **kwargs)
 
@@ -72,7 +82,7 @@ def param_specs(params_axes: Any,
 
   The result has the structure of the `params` collection.
   """
-  axis_names = flax_partitioning.get_axis_names(params_axes)
+  axis_names = flax.core.unfreeze(flax_partitioning.get_axis_names(params_axes))
   return jax.tree.map(lambda names: logical_to_spec(names, rules), axis_names,
                       is_leaf=lambda x: isinstance(x, PartitionSpec))
 
