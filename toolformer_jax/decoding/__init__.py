@@ -1,0 +1,1 @@
+"""Decoding with the networks' KV cache (t5x's cache protocol)."""
