@@ -1,0 +1,73 @@
+"""Calendar: the document's date from its date field or URL, else the fallback."""
+import datetime
+
+import pytest
+
+from toolformer_jax.tools import base
+from toolformer_jax.tools import calendar
+from toolformer_jax.tools.calendar import Calendar
+
+
+@pytest.mark.parametrize("context, expected", [
+    ({"date": "2023-01-30"}, "Today is Monday, January 30, 2023."),  # the paper's example
+    ({"date": datetime.date(2020, 2, 29)}, "Today is Saturday, February 29, 2020."),
+    ({"date": datetime.datetime(1999, 12, 31, 23, 59)}, "Today is Friday, December 31, 1999."),
+    ({"date_download": "2019-01-16T09:36:11Z"}, "Today is Wednesday, January 16, 2019."),
+    ({"url": "https://example.com/news/2021/07/04/fireworks"},
+     "Today is Sunday, July 4, 2021."),
+    ({"url": "https://example.com/2017-3-9-story.html"}, "Today is Thursday, March 9, 2017."),
+    ({"url": "https://example.com/archive/20151021/back-to-the-future"},
+     "Today is Wednesday, October 21, 2015."),
+    # The date field wins over the URL.
+    ({"date": "2000-01-01", "url": "https://x.org/2010/10/10/a"},
+     "Today is Saturday, January 1, 2000."),
+    # An unusable date field falls through to the URL.
+    ({"date": "yesterday", "url": "https://x.org/2010/10/10/a"},
+     "Today is Sunday, October 10, 2010."),
+    # No date anywhere (or impossible ones): the fallback date.
+    ({"url": "https://example.com/2023/02/30/not-a-day"}, "Today is Monday, January 30, 2023."),
+    ({"url": "https://example.com/item/123456789"}, "Today is Monday, January 30, 2023."),
+    ({}, "Today is Monday, January 30, 2023."),
+    (None, "Today is Monday, January 30, 2023."),
+])
+def test_document_date(context, expected):
+  assert Calendar()("", context) == expected
+
+
+def test_fallback_is_configurable():
+  assert Calendar(fallback_date="2024-12-25")("") == "Today is Wednesday, December 25, 2024."
+  with pytest.raises(base.ToolError, match="no date"):
+    Calendar(fallback_date=None)("")
+  with pytest.raises(ValueError, match="YYYY-MM-DD"):
+    Calendar(fallback_date="tomorrow")
+
+
+def test_url_dates_can_be_ignored():
+  tool = Calendar(use_url=False)
+  assert tool("", {"url": "https://x.org/2010/10/10/a"}) == "Today is Monday, January 30, 2023."
+
+
+def test_arguments_are_an_error():
+  with pytest.raises(base.ToolError, match="no arguments"):
+    Calendar()("tomorrow")
+
+
+def test_cache_key_depends_on_the_date():
+  tool = Calendar()
+  assert tool.cache_key("", {"date": "2023-01-30"}) != tool.cache_key("", {"date": "2023-01-31"})
+  assert tool.cache_key("", {"url": "https://x.org/2023/01/30/"}) == tool.cache_key(
+      "", {"date": "2023-01-30"})
+
+
+def test_every_day_of_a_leap_year_matches_the_standard_library():
+  day = datetime.date(2024, 1, 1)
+  tool = Calendar()
+  while day.year == 2024:
+    expected = f"Today is {day:%A}, {day:%B} {day.day}, {day.year}."  # C locale names
+    assert tool("", {"date": day.isoformat()}) == expected
+    day += datetime.timedelta(days=1)
+
+
+def test_date_from_url_rejects_non_strings():
+  assert calendar.date_from_url(None) is None
+  assert calendar.date_from_url(12345) is None

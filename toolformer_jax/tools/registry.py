@@ -1,0 +1,67 @@
+"""The tool registry: API name -> tool class, and `build_tools` (gin-configurable).
+
+A run file picks the enabled tools and configures each one, e.g.
+
+    build_tools.enabled = ["Calculator", "Calendar", "WikiSearch"]
+    WikiSearch.snippet_chars = 300
+    RetrievalConfig.corpus_path = "/data/kilt_knowledgesource.jsonl"
+
+Tools are constructed eagerly by `build_tools` (index loading, backend checks), never
+lazily inside a call, so model output cannot trigger file or process work.
+WikiSearch and QA share one loaded index. `register_tool` adds a project's own tool.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+
+import gin
+
+from toolformer_jax.tools import base
+from toolformer_jax.tools import calculator
+from toolformer_jax.tools import calendar
+from toolformer_jax.tools import mt
+from toolformer_jax.tools import qa
+from toolformer_jax.tools import wikisearch
+
+# The paper's five tools, in the paper's order of presentation.
+TOOL_CLASSES: Dict[str, Type[base.Tool]] = {
+    "QA": qa.QA,
+    "Calculator": calculator.Calculator,
+    "WikiSearch": wikisearch.WikiSearch,
+    "MT": mt.MT,
+    "Calendar": calendar.Calendar,
+}
+DEFAULT_TOOLS: Tuple[str, ...] = tuple(TOOL_CLASSES)
+
+
+def register_tool(name: str, tool_class: Type[base.Tool]) -> None:
+  """Adds a tool class under its API name (the name the model writes)."""
+  if not name.isidentifier():
+    raise ValueError(f"a tool name must be an identifier, got {name!r}")
+  TOOL_CLASSES[name] = tool_class
+
+
+def tool_examples() -> List[Tuple[str, str, str]]:
+  """(name, example call, description) for every registered tool, without building any."""
+  return [(name, cls.example, cls.description) for name, cls in TOOL_CLASSES.items()]
+
+
+@gin.configurable(module="toolformer_jax.tools")
+def build_tools(enabled: Sequence[str] = DEFAULT_TOOLS,
+                factories: Optional[Mapping[str, Callable[[], base.Tool]]] = None
+                ) -> Dict[str, base.Tool]:
+  """Constructs the enabled tools (their gin bindings apply). Fails loudly at start-up.
+
+  factories: overrides of how a tool is made (name -> zero-argument callable).
+  """
+  unknown = [n for n in enabled if n not in TOOL_CLASSES and n not in (factories or {})]
+  if unknown:
+    raise ValueError(f"unknown tools {unknown}; registered: {sorted(TOOL_CLASSES)}")
+  tools: Dict[str, base.Tool] = {}
+  for name in enabled:
+    factory = (factories or {}).get(name, TOOL_CLASSES.get(name))
+    tool = factory()
+    if tool.name != name:
+      raise ValueError(f"tool registered as {name!r} calls itself {tool.name!r}")
+    tools[name] = tool
+  return tools
