@@ -1,0 +1,60 @@
+"""SeqIO tasks and mixtures of toolformer_jax (import name `toolformer_tasks`).
+
+Importing this package registers, for each available vocabulary (GPT-2/GPT-J under the
+plain names, SmolLM2's gguf vocabulary with the suffix `_smollm2`):
+
+  toolformer_lm_wiki   held-out Wikipedia LM task (splits train, validation): perplexity
+                       eval, and the stand-in training data before annotation exists
+  toolformer_<tool>    one per tool found in the annotated shards of
+                       $TOOLFORMER_ANNOTATED_DIR (split train)
+  toolformer_all       the mixture of the tool tasks; without annotated shards it falls
+                       back to toolformer_lm_wiki (logged)
+
+The gin run files call `toolformer_mixture` / `lm_task` with the model's VOCABULARY, which
+registers (on demand) and names the tasks for that vocabulary, and takes the annotated
+directory from the gin macro ANNOTATED_DIR. Needs seqio and TensorFlow, not t5x.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import seqio
+
+from toolformer_tasks import annotated
+from toolformer_tasks import lm
+from toolformer_tasks import preprocessors
+from toolformer_tasks import vocabularies
+
+ANNOTATED_DIR_ENV = annotated.ANNOTATED_DIR_ENV
+WIKI_LM_TASK = lm.WIKI_LM_TASK
+MIXTURE = annotated.MIXTURE
+is_heldout = lm.is_heldout
+
+
+def lm_task(vocabulary: seqio.Vocabulary, corpus_path: Optional[str] = None) -> str:
+  """Name of the held-out LM task for `vocabulary` (registered if needed)."""
+  if corpus_path is None:
+    name = WIKI_LM_TASK + vocabularies.suffix_for(vocabulary)
+    if name in seqio.TaskRegistry.names():
+      return name
+  return lm.register_wiki_lm_task(vocabulary, corpus_path=corpus_path)
+
+
+def toolformer_mixture(vocabulary: seqio.Vocabulary, annotated_dir: Optional[str] = None) -> str:
+  """Name of `toolformer_all` for `vocabulary` over `annotated_dir` (or the env variable)."""
+  return annotated.register_toolformer_tasks(vocabulary, annotated_dir)
+
+
+def text_files_task(paths: Sequence[str], vocabulary: seqio.Vocabulary,
+                    name: Optional[str] = None) -> str:
+  """Name of a targets-only task (split validation) over the user's text files."""
+  return lm.register_text_files_task(paths, vocabulary, name=name)
+
+
+def _register_builtin() -> None:
+  for vocabulary in vocabularies.builtin_vocabularies().values():
+    lm.register_wiki_lm_task(vocabulary)
+    annotated._register(annotated.resolve_annotated_dir(None), vocabulary)  # pylint: disable=protected-access
+
+
+_register_builtin()

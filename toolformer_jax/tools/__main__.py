@@ -98,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   elif result.ok:
     print(result.text)
   if not result.ok:
-    return _fail(EXIT_CALL_FAILED, f"{result.status}: {result.text}")
+    return _fail(EXIT_CALL_FAILED, f"{result.tool} call {result.status}: {result.text}")
   return 0
 
 
