@@ -74,6 +74,19 @@ def llama_pair():
   return Llama(config), params, torch_model
 
 
+def forward_flops_per_token(module, params, length: int) -> float:
+  """Matmul FLOPs per token: 2 x (weights used in matmuls) + causal attention scores/mixing.
+
+  The embedding lookup is free unless the table is tied to the output projection.
+  """
+  config = module.config
+  n_params = sum(np.size(x) for x in jax.tree.leaves(params))
+  if not getattr(config, "tie_embeddings", False):
+    n_params -= np.size(params["token_embedder"]["embedding"])
+  attention = 2 * 2 * config.num_layers * config.num_heads * config.head_dim * length / 2
+  return 2.0 * n_params + attention
+
+
 def measure(name, module, params, torch_model, tokens, rounds):
   """Median tokens/s of both frameworks, and the largest logit difference."""
   forward = jax.jit(lambda p, t: module.apply({"params": p}, t, enable_dropout=False))
@@ -95,7 +108,9 @@ def measure(name, module, params, torch_model, tokens, rounds):
       torch_model(torch_tokens)
     torch_rates.append(n_tokens / (time.perf_counter() - start))
   jax_rate, torch_rate = statistics.median(jax_rates), statistics.median(torch_rates)
-  print(f"{name:14s} jax {jax_rate:9.1f} tok/s   torch {torch_rate:9.1f} tok/s   "
+  gflops = forward_flops_per_token(module, params, tokens.shape[1]) / 1e9
+  print(f"{name:14s} jax {jax_rate:8.1f} tok/s ({jax_rate * gflops:5.1f} GFLOP/s)   "
+        f"torch {torch_rate:8.1f} tok/s ({torch_rate * gflops:5.1f} GFLOP/s)   "
         f"ratio jax/torch {jax_rate / torch_rate:5.2f}x   max|logit diff| {max_diff:.1e}")
   return jax_rate / torch_rate
 
