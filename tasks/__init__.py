@@ -54,7 +54,7 @@ def text_files_task(paths: Sequence[str], vocabulary: seqio.Vocabulary,
 def _register_builtin() -> None:
   for vocabulary in vocabularies.builtin_vocabularies().values():
     lm.register_wiki_lm_task(vocabulary)
-    annotated._register(annotated.resolve_annotated_dir(None), vocabulary)  # pylint: disable=protected-access
+    annotated.register_toolformer_tasks(vocabulary, warn_on_fallback=False)
 
 
 _register_builtin()

@@ -1,0 +1,271 @@
+"""SeqIO tasks over annotated shards: `toolformer_<tool>` per tool and the `toolformer_all` mixture.
+
+Annotated shards (written by the annotation pipeline) live in one directory, configured by
+the gin macro ANNOTATED_DIR of the run files or the environment variable
+TOOLFORMER_ANNOTATED_DIR. Files matching `SHARD_PATTERNS` there are read:
+
+  *.jsonl / *.jsonl.gz   one JSON record per line
+  *.tfrecord / *.tfrecord.gz   tf.train.Example records with bytes features
+
+Files whose name contains "candidate" or "rejected" (the filter's audit files, which also
+hold rejected calls) are never read. A record carries at least `tool` and `text` (the
+document with its kept API calls inserted); the other fields of the record format (doc_id,
+call, result, char_position, loss_minus, loss_plus) are ignored by training. A record that
+is not valid JSON, or lacks a non-empty `tool` or `text`, is counted, logged and skipped.
+
+Registration scans the shards once to find the tools and count their records; then
+`toolformer_<tool>` (lower-case, non-alphanumerics as "_", e.g. `toolformer_wikisearch`)
+yields that tool's `text` as `targets` (tokenized, EOS, cut into feature-length chunks like
+the LM task), and `toolformer_all` mixes the tool tasks in proportion to their record
+counts, i.e. it samples the union of all kept examples (the paper's C*).
+
+Without a configured directory, `toolformer_all` falls back to the held-out-LM task's
+training split (`toolformer_lm_wiki`), with a warning, so that the fine-tuning command runs
+before any annotation exists. A configured directory without readable shards is an error.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import json
+import os
+import re
+import threading
+from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+from absl import logging
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from toolformer_tasks import lm
+from toolformer_tasks import vocabularies
+
+ANNOTATED_DIR_ENV = "TOOLFORMER_ANNOTATED_DIR"
+MIXTURE = "toolformer_all"
+TASK_PREFIX = "toolformer_"
+SHARD_PATTERNS = ("*.jsonl", "*.jsonl.gz", "*.tfrecord", "*.tfrecord.gz")
+EXCLUDED_NAME_PARTS = ("candidate", "rejected")
+
+
+def tool_task_name(tool: str, suffix: str = "") -> str:
+  """`toolformer_<tool>` with the tool name lower-cased and non-alphanumerics as '_'."""
+  slug = re.sub(r"[^0-9a-z]+", "_", tool.strip().lower()).strip("_")
+  if not slug:
+    raise ValueError(f"tool name {tool!r} gives an empty task name")
+  return f"{TASK_PREFIX}{slug}{suffix}"
+
+
+def resolve_annotated_dir(annotated_dir: Optional[str]) -> Optional[str]:
+  """The configured directory: the argument, else $TOOLFORMER_ANNOTATED_DIR, else None."""
+  value = annotated_dir if annotated_dir else os.environ.get(ANNOTATED_DIR_ENV, "")
+  return os.path.abspath(os.path.expanduser(value)) if value else None
+
+
+def find_shards(directory: str) -> Tuple[str, ...]:
+  """Shard files of `directory` (sorted), without the audit files."""
+  if not tf.io.gfile.isdir(directory):
+    raise FileNotFoundError(f"annotated shards directory {directory} does not exist "
+                            f"(set by ANNOTATED_DIR or ${ANNOTATED_DIR_ENV})")
+  files = set()
+  for pattern in SHARD_PATTERNS:
+    files.update(tf.io.gfile.glob(os.path.join(directory, pattern)))
+  kept = sorted(f for f in files
+                if not any(part in os.path.basename(f).lower() for part in EXCLUDED_NAME_PARTS))
+  if not kept:
+    raise FileNotFoundError(f"{directory} holds no annotated shards (patterns "
+                            f"{', '.join(SHARD_PATTERNS)}, audit files excluded)")
+  return tuple(kept)
+
+
+def _is_tfrecord(path: str) -> bool:
+  return path.endswith((".tfrecord", ".tfrecord.gz"))
+
+
+# --- record parsing --------------------------------------------------------------------------
+def parse_record(line: bytes) -> Optional[Tuple[str, str]]:
+  """(tool, text) of one jsonl line, or None if it is not a usable record."""
+  try:
+    record = json.loads(line)
+  except (ValueError, UnicodeDecodeError):
+    return None
+  if not isinstance(record, dict):
+    return None
+  tool, text = record.get("tool"), record.get("text")
+  if not isinstance(tool, str) or not tool.strip() or not isinstance(text, str) or \
+      not text.strip():
+    return None
+  return tool.strip(), text
+
+
+_EXAMPLE_SPEC = {"tool": tf.io.FixedLenFeature([], tf.string, default_value=""),
+                 "text": tf.io.FixedLenFeature([], tf.string, default_value="")}
+
+
+@dataclasses.dataclass
+class _BadRecords:
+  """Counts records skipped while reading (thread-safe: tf.data calls in parallel)."""
+  count: int = 0
+  lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+  def add(self, where: str) -> None:
+    with self.lock:
+      self.count += 1
+      count = self.count
+    if count <= 3 or count % 1000 == 0:
+      logging.warning("annotated shards: %d unusable records skipped so far (latest in %s)",
+                      count, where)
+
+
+bad_records = _BadRecords()
+
+
+def _parse_json_line(line: np.ndarray, path: np.ndarray) -> Tuple[bytes, bytes]:
+  parsed = parse_record(bytes(line))
+  if parsed is None:
+    bad_records.add(bytes(path).decode("utf-8", "replace"))
+    return b"", b""
+  return parsed[0].encode("utf-8"), parsed[1].encode("utf-8")
+
+
+def _read_file(path: str) -> tf.data.Dataset:
+  """{"tool", "text"} records of one shard; unusable ones come out with tool == ""."""
+  compression = "GZIP" if path.endswith(".gz") else None
+  if _is_tfrecord(path):
+    ds = tf.data.TFRecordDataset(path, compression_type=compression)
+    return ds.map(lambda r: tf.io.parse_single_example(r, _EXAMPLE_SPEC))
+  ds = tf.data.TextLineDataset(path, compression_type=compression)
+  ds = ds.filter(lambda line: tf.strings.length(tf.strings.strip(line)) > 0)
+
+  def _parse(line):
+    tool, text = tf.numpy_function(_parse_json_line, [line, tf.constant(path)],
+                                   [tf.string, tf.string], stateful=False)
+    tool.set_shape([])
+    text.set_shape([])
+    return {"tool": tool, "text": text}
+
+  return ds.map(_parse)
+
+
+def tool_dataset(files: Sequence[str], tool: str) -> tf.data.Dataset:
+  """{"text"} of the records of `tool` in `files`, in file order (checkpointable)."""
+  datasets = [_read_file(f) for f in files]
+  ds = datasets[0]
+  for other in datasets[1:]:
+    ds = ds.concatenate(other)
+  ds = ds.filter(lambda ex: tf.logical_and(
+      tf.equal(tf.strings.strip(ex["tool"]), tool),
+      tf.strings.length(tf.strings.strip(ex["text"])) > 0))
+  return ds.map(lambda ex: {"text": ex["text"]})
+
+
+# --- scanning --------------------------------------------------------------------------------
+def _iter_records(path: str) -> Iterator[Optional[Tuple[str, str]]]:
+  if _is_tfrecord(path):
+    for ex in _read_file(path).as_numpy_iterator():
+      tool = ex["tool"].decode("utf-8", "replace").strip()
+      text = ex["text"].decode("utf-8", "replace")
+      yield (tool, text) if tool and text.strip() else None
+    return
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rb") as f:
+    for line in f:
+      if line.strip():
+        yield parse_record(line)
+
+
+def count_tools(files: Sequence[str]) -> Tuple[Dict[str, int], int]:
+  """({tool: usable records}, unusable records) over `files`."""
+  counts: Dict[str, int] = {}
+  skipped = 0
+  for path in files:
+    for parsed in _iter_records(path):
+      if parsed is None:
+        skipped += 1
+      else:
+        counts[parsed[0]] = counts.get(parsed[0], 0) + 1
+  return counts, skipped
+
+
+# --- registration ----------------------------------------------------------------------------
+def _tool_dataset_fn(split: str, shuffle_files: bool, seed: Optional[int] = None, *,
+                     files: Tuple[str, ...], tool: str, task: str) -> tf.data.Dataset:
+  del shuffle_files, seed
+  if split != lm.TRAIN:
+    raise ValueError(f"task {task!r} has only the split {lm.TRAIN!r}, not {split!r}; "
+                     f"evaluate perplexity on {lm.WIKI_LM_TASK!r}")
+  return tool_dataset(files, tool)
+
+
+def _replace_mixture(name: str, tasks_and_rates: list) -> None:
+  if name in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.remove(name)
+  seqio.MixtureRegistry.add(name, tasks_and_rates)
+
+
+_registered: Dict[str, Optional[str]] = {}  # mixture name -> directory it was built from
+
+
+def _register(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary) -> str:
+  suffix = vocabularies.suffix_for(vocabulary)
+  mixture = MIXTURE + suffix
+  if mixture in _registered and _registered[mixture] == annotated_dir and \
+      mixture in seqio.MixtureRegistry.names():
+    return mixture
+  name = _build(annotated_dir, vocabulary, suffix, mixture)
+  _registered[mixture] = annotated_dir
+  return name
+
+
+def _build(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary, suffix: str,
+           mixture: str) -> str:
+  lm_task = lm.register_wiki_lm_task(vocabulary)
+  if annotated_dir is None:
+    logging.info(
+        "%s: no annotated shards configured (gin ANNOTATED_DIR or $%s); it falls back to "
+        "the LM task %s, i.e. fine-tuning without API calls.", mixture, ANNOTATED_DIR_ENV,
+        lm_task)
+    _replace_mixture(mixture, [(lm_task, 1.0)])
+    return mixture
+  files = find_shards(annotated_dir)
+  counts, skipped = count_tools(files)
+  if skipped:
+    logging.warning("%s: %d unusable records skipped in %s", mixture, skipped, annotated_dir)
+  if not counts:
+    raise ValueError(f"{annotated_dir}: the shards hold no usable records (need 'tool' and "
+                     f"'text'; {skipped} unusable)")
+  tasks_and_rates = []
+  for tool, count in sorted(counts.items()):
+    task = tool_task_name(tool, suffix)
+    source = seqio.FunctionDataSource(
+        functools.partial(_tool_dataset_fn, files=files, tool=tool, task=task),
+        splits=(lm.TRAIN,), num_input_examples={lm.TRAIN: count})
+    if task in seqio.TaskRegistry.names():
+      seqio.TaskRegistry.remove(task)
+    seqio.TaskRegistry.add(task, source=source, preprocessors=lm.chunked_lm_preprocessors(),
+                           output_features=lm.lm_output_features(vocabulary), metric_fns=[])
+    tasks_and_rates.append((task, float(count)))
+  _replace_mixture(mixture, tasks_and_rates)
+  logging.info("%s: %s from %d shards in %s", mixture,
+               ", ".join(f"{t} ({int(r)})" for t, r in tasks_and_rates), len(files),
+               annotated_dir)
+  return mixture
+
+
+def register_toolformer_tasks(vocabulary: seqio.Vocabulary,
+                              annotated_dir: Optional[str] = None,
+                              warn_on_fallback: bool = True) -> str:
+  """Registers `toolformer_<tool>` tasks and the `toolformer_all` mixture; returns its name.
+
+  Idempotent for the same (directory, vocabulary). The mixture name carries the
+  vocabulary's suffix (see `toolformer_tasks.vocabularies`). Warns when it falls back to
+  the LM task.
+  """
+  directory = resolve_annotated_dir(annotated_dir)
+  name = _register(directory, vocabulary)
+  if directory is None and warn_on_fallback:
+    logging.warning("%s falls back to the LM task (no annotated shards configured: set gin "
+                    "ANNOTATED_DIR or $%s); fine-tuning runs without API calls.", name,
+                    ANNOTATED_DIR_ENV)
+  return name

