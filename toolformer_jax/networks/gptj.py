@@ -189,28 +189,12 @@ class GPTJ(nn.Module):
     del enable_dropout, max_decode_length  # no dropout; cache length is fixed at cache init
     cfg = self.config
     dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
-    if decoder_input_tokens.ndim != 2:
-      raise ValueError(f"decoder_input_tokens must be [batch, length], got shape "
-                       f"{decoder_input_tokens.shape}")
-    tokens = decoder_input_tokens.astype(jnp.int32)  # [batch, length]; t5x inits with floats
-    batch, length = tokens.shape
-
+    tokens, positions, mask = layers.decoder_inputs(
+        decoder_input_tokens, decoder_target_tokens, decoder_segment_ids, decoder_positions,
+        decoder_causal_attention, decode)  # [b, l], [b, l], [b, 1, l, l] or None
     x = layers.Embed(num_embeddings=cfg.vocab_size, features=cfg.d_model, dtype=dtype,
                      param_dtype=param_dtype, name="token_embedder")(tokens)  # [b, l, embed]
     x = layers.with_sharding_constraint(x, ("batch", "length", "embed"))
-
-    if decoder_positions is None:
-      positions = layers.default_positions(batch, length)  # [batch, length]
-    else:
-      positions = decoder_positions.astype(jnp.int32)
-    if decode:
-      mask = None  # one-token steps attend over the cache; the cache-creating call is causal
-    else:
-      key_valid = None if decoder_target_tokens is None else decoder_target_tokens > 0
-      mask = layers.make_attention_mask(length, segment_ids=decoder_segment_ids,
-                                        key_valid=key_valid,
-                                        bidirectional=decoder_causal_attention,
-                                        batch=batch)  # [batch, 1, length, length]
 
     x = layers.run_layer_stack(GPTJBlock, dict(config=cfg, decode=decode, prefill=prefill),
                                cfg.num_layers, cfg.scan_layers, cfg.remat_policy, x,

@@ -393,3 +393,34 @@ def unstack_layer_params(params: dict) -> dict:
   for i in range(num_layers):
     out[f"layers_{i}"] = jax.tree.map(lambda x, i=i: x[i], block)
   return out
+
+
+def decoder_inputs(decoder_input_tokens: Array,
+                   decoder_target_tokens: Optional[Array] = None,
+                   decoder_segment_ids: Optional[Array] = None,
+                   decoder_positions: Optional[Array] = None,
+                   decoder_causal_attention: Optional[Array] = None,
+                   decode: bool = False) -> Tuple[Array, Array, Optional[Array]]:
+  """t5x's decoder features -> (token ids, positions, attention mask) for a network.
+
+  Keys whose target is 0 are masked only when targets are given (t5x's convention; a
+  plain `apply(params, tokens)` is purely causal). One-token decode steps take positions
+  and the mask from the cache, so `mask` is None when `decode` is set.
+  Returns tokens [batch, length] int32, positions [batch, length] int32 and a boolean mask
+  [batch, 1, length, length] or None.
+  """
+  if decoder_input_tokens.ndim != 2:
+    raise ValueError(f"decoder_input_tokens must be [batch, length], got shape "
+                     f"{decoder_input_tokens.shape}")
+  tokens = decoder_input_tokens.astype(jnp.int32)  # t5x initialises with float inputs
+  batch, length = tokens.shape
+  if decoder_positions is None:
+    positions = default_positions(batch, length)
+  else:
+    positions = decoder_positions.astype(jnp.int32)
+  if decode:
+    return tokens, positions, None
+  key_valid = None if decoder_target_tokens is None else decoder_target_tokens > 0
+  mask = make_attention_mask(length, segment_ids=decoder_segment_ids, key_valid=key_valid,
+                             bidirectional=decoder_causal_attention, batch=batch)
+  return tokens, positions, mask

@@ -194,29 +194,13 @@ class Llama(nn.Module):
                prefill_lengths: Optional[Array] = None) -> Array:
     del enable_dropout, max_decode_length  # no dropout; cache length set at creation
     cfg = self.config
-    if decoder_input_tokens.ndim != 2:
-      raise ValueError(f"decoder_input_tokens must be [batch, length], got shape "
-                       f"{decoder_input_tokens.shape}")
     if decode and prefill:
       raise ValueError("decode and prefill cannot both be set")
     if prefill and prefill_lengths is None:
       raise ValueError("prefill=True needs prefill_lengths [batch]")
-    batch, length = decoder_input_tokens.shape
-    tokens = decoder_input_tokens.astype(jnp.int32)  # [batch, length]
-
-    if decode:
-      # Decode steps take positions from the cache index and mask by it; the cache-creating
-      # call (no cache yet) is a plain causal pass whose output t5x discards.
-      positions = layers.default_positions(batch, length)
-      mask = None
-    else:
-      positions = (layers.default_positions(batch, length) if decoder_positions is None
-                   else decoder_positions.astype(jnp.int32))  # [batch, length]
-      key_valid = None if decoder_target_tokens is None else decoder_target_tokens > 0
-      mask = layers.make_attention_mask(length, segment_ids=decoder_segment_ids,
-                                        key_valid=key_valid,
-                                        bidirectional=decoder_causal_attention,
-                                        batch=batch)  # [batch, 1, length, length]
+    tokens, positions, mask = layers.decoder_inputs(
+        decoder_input_tokens, decoder_target_tokens, decoder_segment_ids, decoder_positions,
+        decoder_causal_attention, decode)  # [b, l], [b, l], [b, 1, l, l] or None
 
     embedder = layers.Embed(cfg.vocab_size, cfg.d_model, dtype=cfg.jnp_dtype,
                             param_dtype=cfg.jnp_param_dtype, name="token_embedder")
