@@ -38,10 +38,15 @@ def test_2x2_mesh_shards_params_on_model_and_matches_one_device(reference_run,
   run = run_t5x("t5x.train", TRAIN_GIN,
                 train_bindings(model_dir, initial_checkpoint, steps,
                                EVAL_PERIOD=str(steps),
-                               **{"partitioning.PjitPartitioner.num_partitions": "2",
+                               # On CPU t5x ignores num_partitions (its CPU mesh puts every
+                               # local device on `model`): a 2x2 mesh needs the submesh.
+                               **{"partitioning.PjitPartitioner.num_partitions": "None",
+                                  "partitioning.PjitPartitioner.model_parallel_submesh":
+                                      "(1, 1, 1, 2)",
                                   "train.train_eval_dataset_cfg": "None"}),
                 str(tmp_path / "train.log"), devices=4)
   assert run.returncode == 0, run.log[-3000:]
+  assert "global_mesh devices shape: (2, 2)" in run.log, run.log[-3000:]
   info = (model_dir / "model-info.txt").read_text()
   sharded = [line.split()[1] for line in info.splitlines()
              if line.startswith("Variable ") and "'model'" in line and "param_states" not in line]
