@@ -9,6 +9,8 @@ the same batch size and sequence length, on this machine's CPU, one after the ot
   `stats_period = 1`; the figure is the median of t5x's own per-step
   `timing/target_tokens_per_second` over steps 2.. (compilation happens before the loop;
   step 1 absorbs the input-pipeline warm-up).
+* bare JAX: the same network, loss and AdamW + clipping as one jitted, donated step on
+  random tokens, without t5x (separates the model's step time from t5x's per-step work).
 * PyTorch: `GPTJForCausalLM` with `torch.optim.AdamW` and `clip_grad_norm_` on random
   token batches; the median over `--steps` timed steps after one warm-up step.
 Medians, because other processes on a small shared machine make single steps noisy.
@@ -28,6 +30,7 @@ On an accelerator backend it also reports the model-FLOPs utilisation of the t5x
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import os
 import pathlib
@@ -125,6 +128,47 @@ def torch_tokens_per_second(config, batch: int, seq_len: int, steps: int) -> flo
   return float(statistics.median(step() for _ in range(steps)))
 
 
+def bare_jax_tokens_per_second(config, batch: int, seq_len: int, steps: int) -> float:
+  """The same network and AdamW (+ clipping) as one jitted step on random tokens, no t5x.
+
+  Separates the model's own step time from t5x's per-step work (input pipeline, metrics).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.networks import gptj  # pylint: disable=g-import-not-at-top
+
+  module = gptj.GPTJ(config)
+  tokens = jnp.asarray(np.random.default_rng(0).integers(1, 50257, (batch, seq_len)),
+                       jnp.int32)  # [batch, length]
+  params = jax.jit(lambda: module.init(jax.random.PRNGKey(0), tokens, tokens,
+                                       enable_dropout=False)["params"])()
+  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-5))
+
+  def loss_fn(p):
+    logits = module.apply({"params": p}, tokens[:, :-1], enable_dropout=False)
+    log_probs = jax.nn.log_softmax(logits)  # [batch, length - 1, vocab]
+    return -jnp.take_along_axis(log_probs, tokens[:, 1:, None], -1).mean()
+
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  def step(p, state):
+    loss, grads = jax.value_and_grad(loss_fn)(p)
+    updates, state = optimizer.update(grads, state, p)
+    return optax.apply_updates(p, updates), state, loss
+
+  state = optimizer.init(params)
+  params, state, loss = step(params, state)  # compile + warm-up
+  loss.block_until_ready()
+  seconds = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    params, state, loss = step(params, state)
+    loss.block_until_ready()
+    seconds.append(time.perf_counter() - start)
+  return batch * seq_len / statistics.median(seconds)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--model", default="gptj_125m", help="a gin/models/gptj_*.gin name")
@@ -163,12 +207,16 @@ def main(argv=None) -> int:
     if peak:
       mfu = 6 * params * t5x_tps / (peak * 1e12 * jax.device_count())
       print(f"  MFU (6 * params * tokens/s / peak {peak:g} TFLOP/s per chip): {mfu:.1%}")
+  bare_tps = bare_jax_tokens_per_second(config, args.batch, args.seq_len, args.steps)
+  print(f"  bare jitted JAX step (same model)  {bare_tps:8.1f} tokens/s "
+        f"(no t5x: random tokens, no input pipeline or metrics)")
   if args.skip_torch:
     return 0
   torch_tps = torch_tokens_per_second(config, args.batch, args.seq_len, args.steps)
   print(f"  transformers PyTorch + AdamW     {torch_tps:10.1f} tokens/s "
         f"(median of {args.steps} steps after 1 warm-up)")
-  print(f"benchmark: t5x / PyTorch = {t5x_tps / torch_tps:.2f}x (goal >= 1.0x)")
+  print(f"benchmark: t5x / PyTorch = {t5x_tps / torch_tps:.2f}x (goal >= 1.0x); "
+        f"bare JAX step / PyTorch = {bare_tps / torch_tps:.2f}x")
   return 0
 
 
