@@ -202,16 +202,16 @@ class _Evaluator:
     if max(num_bits, den_bits) > self.cfg.max_bits:
       raise base.ToolRefused("intermediate result too large")
 
-  def eval(self, node: Node) -> Fraction:
+  def evaluate(self, node: Node) -> Fraction:
     if time.monotonic() > self.deadline:
       raise base.ToolRefused("evaluation took too long")
     kind = node[0]
     if kind == "num":
       return node[1]
     if kind == "neg":
-      return -self.eval(node[1])
-    a = self.eval(node[1])
-    b = self.eval(node[2])
+      return -self.evaluate(node[1])
+    a = self.evaluate(node[1])
+    b = self.evaluate(node[2])
     (an, ad), (bn, bd) = _bits(a), _bits(b)
     if kind in ("+", "-"):
       self._limit(max(an + bd, bn + ad) + 1, ad + bd)
@@ -258,7 +258,7 @@ def evaluate(expression: str, config: Optional[CalculatorConfig] = None) -> str:
     raise base.ToolRefused(f"expression longer than {config.max_chars} characters")
   expr = expression.translate(_TRANSLATE)
   tree = _Parser(_tokenize(expr, config), config).parse()
-  value = _Evaluator(config).eval(tree)
+  value = _Evaluator(config).evaluate(tree)
   scaled_digits = len(str(abs(value.numerator) // value.denominator))
   if scaled_digits > config.max_result_digits:
     raise base.ToolRefused(f"result has more than {config.max_result_digits} digits")
