@@ -351,8 +351,6 @@ def run_layer_stack(block_cls: type, block_kwargs: dict, num_layers: int, scan: 
     for i in range(num_layers):
       x = cls(**block_kwargs, name=f"layers_{i}")(x, *args)
     return x
-  if remat_policy != "none":
-    block_kwargs = dict(block_kwargs)
   scanned = partitioning.scan_with_axes(
       _ScanAdapter,
       variable_axes={"params": 0, "cache": 0},
