@@ -97,7 +97,7 @@ def stage_finetune(args) -> Dict[str, object]:
   import subprocess  # pylint: disable=g-import-not-at-top
   from toolformer_jax import convert  # pylint: disable=g-import-not-at-top
 
-  root = os.path.join(args.out_dir, "finetune")
+  root = os.path.abspath(os.path.join(args.out_dir, "finetune"))  # orbax needs absolute paths
   shutil.rmtree(root, ignore_errors=True)
   start = time.perf_counter()
   initial = convert.convert("t5x", "smollm2", os.path.join(root, "initial"))
