@@ -368,12 +368,12 @@ def _gguf_pre_tokenizer(kind: str, path: str) -> pre_tokenizers.PreTokenizer:
 
 @_cached
 def _load_gguf_tokenizer(path: str) -> _GgufTokenizer:
-  import gguf  # pylint: disable=g-import-not-at-top
+  from toolformer_jax import gguf_reader  # pylint: disable=g-import-not-at-top
 
-  fields = gguf.GGUFReader(path, "r").fields
+  reader = gguf_reader.open_reader(path)
 
   def get(key, default=None):
-    return fields[key].contents() if key in fields else default
+    return gguf_reader.field_value(reader, key, default)
 
   kind = get("tokenizer.ggml.model")
   if kind != "gpt2":
