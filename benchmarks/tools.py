@@ -28,9 +28,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tqdm  # pylint: disable=g-import-not-at-top
 
-from toolformer_jax.tools import calculator  # pylint: disable=g-import-not-at-top
+from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
+from toolformer_jax.tools import calculator
 from toolformer_jax.tools import calendar
-from toolformer_jax.tools import corpus
 from toolformer_jax.tools import engine
 from toolformer_jax.tools import format as call_format
 from toolformer_jax.tools import mt
@@ -78,7 +78,7 @@ def _qa_calls(r: random.Random, n: int, articles) -> Workload:
 def _mt_calls(r: random.Random, n: int) -> Workload:
   texts = []
   for language in ("es-es", "fr-fr"):
-    for a in corpus.read_articles(corpus.bundled_corpus_path(language)):
+    for a in corpora.read_wikipedia(corpora.bundled_corpus_path(language)):
       first = a.text.split(". ")[0]
       if 20 <= len(first) <= 300:
         texts.append(first if first.endswith(".") else first + ".")
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
   index = retrieval.load_index(retrieval.RetrievalConfig(cache_dir=args.cache_dir)) if (
       need_index) else None
   index_s = time.perf_counter() - t0
-  articles = list(corpus.read_articles(corpus.bundled_corpus_path())) if need_index else []
+  articles = list(corpora.read_wikipedia(corpora.bundled_corpus_path())) if need_index else []
   builders = {
       "Calculator": lambda: (calculator.Calculator(), _calculator_calls(r, args.n)),
       "Calendar": lambda: (calendar.Calendar(), _calendar_calls(r, args.n)),

@@ -11,7 +11,8 @@ Files whose name contains "candidate" or "rejected" (the filter's audit files, w
 hold rejected calls) are never read. A record carries at least `tool` and `text` (the
 document with its kept API calls inserted); the other fields of the record format (doc_id,
 call, result, char_position, loss_minus, loss_plus) are ignored by training. A record that
-is not valid JSON, or lacks a non-empty `tool` or `text`, is counted, logged and skipped.
+is not valid JSON, or lacks a non-empty `tool` or `text`, is counted (per reason, in a
+`toolformer_jax.corpora.ReadStats`), logged and skipped.
 
 Registration scans the shards once to find the tools and count their records; then
 `toolformer_<tool>` (lower-case, non-alphanumerics as "_", e.g. `toolformer_wikisearch`)
@@ -25,13 +26,9 @@ before any annotation exists. A configured directory without readable shards is 
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
-import gzip
-import json
 import os
 import re
-import threading
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 from absl import logging
@@ -39,6 +36,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from toolformer_jax import corpora
 from toolformer_tasks import lm
 from toolformer_tasks import vocabularies
 
@@ -84,47 +82,34 @@ def _is_tfrecord(path: str) -> bool:
 
 
 # --- record parsing --------------------------------------------------------------------------
-def parse_record(line: bytes) -> Optional[Tuple[str, str]]:
-  """(tool, text) of one jsonl line, or None if it is not a usable record."""
-  try:
-    record = json.loads(line)
-  except (ValueError, UnicodeDecodeError):
-    return None
-  if not isinstance(record, dict):
-    return None
-  tool, text = record.get("tool"), record.get("text")
-  if not isinstance(tool, str) or not tool.strip() or not isinstance(text, str) or \
-      not text.strip():
-    return None
-  return tool.strip(), text
+RECORD_FIELDS = ("tool", "text")
+
+
+def usable_fields(record: dict, stats: corpora.ReadStats,
+                  where: str = "") -> Optional[Tuple[str, str]]:
+  """(tool, text) of a record, or None (counted in `stats`) without a non-blank tool or text."""
+  fields = corpora.required_strings(record, RECORD_FIELDS, stats, where)
+  return None if fields is None else (fields[0].strip(), fields[1])
+
+
+def parse_record(line: bytes, stats: Optional[corpora.ReadStats] = None,
+                 where: str = "") -> Optional[Tuple[str, str]]:
+  """(tool, text) of one jsonl line, or None if it is not a usable record (counted)."""
+  stats = stats if stats is not None else corpora.ReadStats("annotated record")
+  record = corpora.parse_json_line(line, stats, where)
+  return None if record is None else usable_fields(record, stats, where)
 
 
 _EXAMPLE_SPEC = {"tool": tf.io.FixedLenFeature([], tf.string, default_value=""),
                  "text": tf.io.FixedLenFeature([], tf.string, default_value="")}
 
-
-@dataclasses.dataclass
-class _BadRecords:
-  """Counts records skipped while reading (thread-safe: tf.data calls in parallel)."""
-  count: int = 0
-  lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-
-  def add(self, where: str) -> None:
-    with self.lock:
-      self.count += 1
-      count = self.count
-    if count <= 3 or count % 1000 == 0:
-      logging.warning("annotated shards: %d unusable records skipped so far (latest in %s)",
-                      count, where)
-
-
-bad_records = _BadRecords()
+# Records skipped while tf.data reads the shards (thread-safe: tf.data parses in parallel).
+bad_records = corpora.ReadStats("annotated shards")
 
 
 def _parse_json_line(line: np.ndarray, path: np.ndarray) -> Tuple[bytes, bytes]:
-  parsed = parse_record(bytes(line))
+  parsed = parse_record(bytes(line), bad_records, bytes(path).decode("utf-8", "replace"))
   if parsed is None:
-    bad_records.add(bytes(path).decode("utf-8", "replace"))
     return b"", b""
   return parsed[0].encode("utf-8"), parsed[1].encode("utf-8")
 
@@ -161,31 +146,31 @@ def tool_dataset(files: Sequence[str], tool: str) -> tf.data.Dataset:
 
 
 # --- scanning --------------------------------------------------------------------------------
-def _iter_records(path: str) -> Iterator[Optional[Tuple[str, str]]]:
+def _iter_records(path: str, stats: corpora.ReadStats) -> Iterator[Tuple[str, str]]:
+  """The usable (tool, text) records of one shard; the others are counted in `stats`."""
   if _is_tfrecord(path):
-    for ex in _read_file(path).as_numpy_iterator():
-      tool = ex["tool"].decode("utf-8", "replace").strip()
-      text = ex["text"].decode("utf-8", "replace")
-      yield (tool, text) if tool and text.strip() else None
+    for number, ex in enumerate(_read_file(path).as_numpy_iterator()):
+      record = {k: v.decode("utf-8", "replace") for k, v in ex.items()}
+      fields = usable_fields(record, stats, f"{path}[{number}]")
+      if fields is not None:
+        yield fields
     return
-  opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    for line in f:
-      if line.strip():
-        yield parse_record(line)
+  for number, record in corpora.iter_json_records(path, stats):
+    fields = usable_fields(record, stats, f"{path}:{number}")
+    if fields is not None:
+      yield fields
 
 
-def count_tools(files: Sequence[str]) -> Tuple[Dict[str, int], int]:
-  """({tool: usable records}, unusable records) over `files`."""
+def count_tools(files: Sequence[str], stats: Optional[corpora.ReadStats] = None
+                ) -> Tuple[Dict[str, int], int]:
+  """({tool: usable records}, unusable records) over `files` (counted by reason in `stats`)."""
+  stats = stats if stats is not None else corpora.ReadStats("annotated shards")
   counts: Dict[str, int] = {}
-  skipped = 0
   for path in files:
-    for parsed in _iter_records(path):
-      if parsed is None:
-        skipped += 1
-      else:
-        counts[parsed[0]] = counts.get(parsed[0], 0) + 1
-  return counts, skipped
+    for tool, _ in _iter_records(path, stats):
+      stats.count_read()
+      counts[tool] = counts.get(tool, 0) + 1
+  return counts, stats.skipped
 
 
 # --- registration ----------------------------------------------------------------------------
@@ -229,12 +214,12 @@ def _build(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary, suffix: s
     _replace_mixture(mixture, [(lm_task, 1.0)])
     return mixture
   files = find_shards(annotated_dir)
-  counts, skipped = count_tools(files)
-  if skipped:
-    logging.warning("%s: %d unusable records skipped in %s", mixture, skipped, annotated_dir)
+  stats = corpora.ReadStats(f"{mixture} shards in {annotated_dir}")
+  counts, _ = count_tools(files, stats)
+  stats.log_summary()
   if not counts:
     raise ValueError(f"{annotated_dir}: the shards hold no usable records (need 'tool' and "
-                     f"'text'; {skipped} unusable)")
+                     f"'text'; {stats.summary()})")
   tasks_and_rates = []
   for tool, count in sorted(counts.items()):
     task = tool_task_name(tool, suffix)

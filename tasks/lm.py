@@ -18,17 +18,16 @@ evaluates it every EVAL_PERIOD steps and keeps the best checkpoint (the paper do
 held-out CCNet).
 
 `register_text_files_task` registers a task over the user's own texts (jsonl with a "text"
-field, or plain text with one document per line) for `python -m t5x.infer` in score mode:
-each document is one example, trimmed to the feature length (minus one for EOS).
+field, or plain text with one document per line: `toolformer_jax.corpora.read_documents`)
+for `python -m t5x.infer` in score mode: each document is one example, trimmed to the
+feature length (minus one for EOS).
 """
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
-import json
 import os
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -37,7 +36,7 @@ import tensorflow as tf
 
 from toolformer_tasks import preprocessors
 from toolformer_tasks import vocabularies
-from toolformer_jax.tools import corpus as corpus_lib
+from toolformer_jax import corpora
 
 WIKI_LM_TASK = "toolformer_lm_wiki"
 TRAIN, VALIDATION = "train", "validation"
@@ -52,17 +51,18 @@ def is_heldout(title: str) -> bool:
 
 @functools.lru_cache(maxsize=4)
 def wiki_documents(corpus_path: Optional[str] = None) -> dict:
-  """{split: tuple of document texts} of the bundled leads (or a corpus in that format)."""
-  path = corpus_lib.resolve_corpus_path(corpus_path)
-  stats = corpus_lib.ReadStats()
+  """{split: tuple of document texts} of the bundled leads (or a Wikipedia corpus file)."""
+  path = corpora.resolve_corpus_path(corpus_path)
+  stats = corpora.ReadStats(f"LM corpus {path}")
   splits = {TRAIN: [], VALIDATION: []}
-  for article in corpus_lib.read_articles(path, stats):
-    splits[VALIDATION if is_heldout(article.title) else TRAIN].append(article.text)
+  for article in corpora.read_wikipedia(path, stats):
+    splits[VALIDATION if is_heldout(article.id) else TRAIN].append(article.text)
+  stats.log_summary()
   if not splits[TRAIN] or not splits[VALIDATION]:
     raise ValueError(f"{path}: the corpus gave {len(splits[TRAIN])} train and "
                      f"{len(splits[VALIDATION])} validation documents; both must be non-empty")
-  logging.info("LM corpus %s: %d train, %d validation documents (%d malformed skipped)",
-               path, len(splits[TRAIN]), len(splits[VALIDATION]), stats.skipped)
+  logging.info("LM corpus %s: %d train, %d validation documents", path, len(splits[TRAIN]),
+               len(splits[VALIDATION]))
   return {k: tuple(v) for k, v in splits.items()}
 
 
@@ -148,33 +148,6 @@ def register_wiki_lm_task(vocabulary: seqio.Vocabulary, name: Optional[str] = No
 
 
 # --- user text files -------------------------------------------------------------------------
-def read_text_file(path: str) -> Tuple[list, int]:
-  """Documents of a .jsonl[.gz] ({"text": ...} per line) or plain-text file (one per line).
-
-  Returns (texts, number of malformed or empty records skipped).
-  """
-  opener: Callable = gzip.open if path.endswith(".gz") else open
-  is_jsonl = path.endswith((".jsonl", ".jsonl.gz", ".json"))
-  texts, skipped = [], 0
-  with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-    for line in f:
-      line = line.rstrip("\n")
-      if not line.strip():
-        continue
-      if is_jsonl:
-        try:
-          text = json.loads(line).get("text")
-        except (ValueError, AttributeError):
-          text = None
-      else:
-        text = line
-      if not isinstance(text, str) or not text.strip():
-        skipped += 1
-        continue
-      texts.append(text)
-  return texts, skipped
-
-
 def register_text_files_task(paths: Sequence[str], vocabulary: seqio.Vocabulary,
                              name: Optional[str] = None, task_split: str = VALIDATION) -> str:
   """A targets-only task (one split) over the documents of `paths`, in file order.
@@ -190,16 +163,11 @@ def register_text_files_task(paths: Sequence[str], vocabulary: seqio.Vocabulary,
   if name is None:
     digest = hashlib.sha1("\n".join(files).encode("utf-8")).hexdigest()[:10]
     name = f"toolformer_texts_{digest}{vocabularies.suffix_for(vocabulary)}"
-  texts, skipped = [], 0
-  for f in files:
-    file_texts, file_skipped = read_text_file(f)
-    texts.extend(file_texts)
-    skipped += file_skipped
-  if skipped:
-    logging.warning("%s: skipped %d malformed or empty records", name, skipped)
-  if not texts:
-    raise ValueError(f"{files}: no documents with text")
-  frozen = tuple(texts)
+  stats = corpora.ReadStats(f"task {name}")
+  frozen = tuple(doc.text for f in files for doc in corpora.read_documents(f, stats))
+  stats.log_summary()
+  if not frozen:
+    raise ValueError(f"{files}: no documents with text ({stats.summary()})")
 
   def dataset_fn(split, shuffle_files, seed=None):
     del shuffle_files, seed

@@ -2,7 +2,7 @@
 temporary cache directory), the corpus, its probe set, and one MT instance."""
 import pytest
 
-from toolformer_jax.tools import corpus
+from toolformer_jax import corpora
 from toolformer_jax.tools import mt
 from toolformer_jax.tools import probes
 from toolformer_jax.tools import retrieval
@@ -20,7 +20,7 @@ def index(retrieval_config):
 
 @pytest.fixture(scope="session")
 def articles():
-  return list(corpus.read_articles(corpus.bundled_corpus_path()))
+  return list(corpora.read_wikipedia(corpora.bundled_corpus_path()))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The probe generator is deterministic, sized, and its answers are in the corpus."""
-from toolformer_jax.tools import corpus
+from toolformer_jax import corpora
 from toolformer_jax.tools import probes
 
 
@@ -23,14 +23,16 @@ def test_fact_answers_are_stated_in_their_article(articles, probe_set):
 
 
 def test_fact_templates():
-  article = corpus.Article("Utopia (book)", "Utopia is a work of fiction.",
-                           "1516 book by Thomas More")
+  article = corpora.wikipedia_article("Utopia (book)", "Utopia is a work of fiction.",
+                                      "1516 book by Thomas More")
   assert probes.fact_probes(article) == [
       probes.Probe("fact", "Who wrote the book Utopia?", "Thomas More", "Utopia (book)",
                    "creator")]
-  article = corpus.Article("Andorra", "Its capital is Andorra la Vella.", "Microstate")
+  article = corpora.wikipedia_article("Andorra", "Its capital is Andorra la Vella.",
+                                      "Microstate")
   assert probes.fact_probes(article)[0].answer == "Andorra la Vella"
-  person = corpus.Article("Baruch Spinoza", "He was a philosopher.", "Philosopher (1632–1677)")
+  person = corpora.wikipedia_article("Baruch Spinoza", "He was a philosopher.",
+                                     "Philosopher (1632–1677)")
   assert [p.answer for p in probes.fact_probes(person)] == ["1632", "1677"]
 
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from toolformer_jax.tools import corpus
+from toolformer_jax import corpora
 from toolformer_jax.tools import retrieval
 
 
@@ -125,7 +125,7 @@ def test_empty_corpus_fails_loudly(tmp_path):
 
 
 def test_bundled_reader_counts(articles):
-  stats = corpus.ReadStats()
-  n = sum(1 for _ in corpus.read_articles(corpus.bundled_corpus_path(), stats))
+  stats = corpora.ReadStats()
+  n = sum(1 for _ in corpora.read_wikipedia(corpora.bundled_corpus_path(), stats))
   assert n == stats.read == len(articles) == 10033 and stats.skipped == 0
   assert all(a.title and a.text for a in articles)

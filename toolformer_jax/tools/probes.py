@@ -19,7 +19,7 @@ import re
 import string
 from typing import Iterable, List
 
-from toolformer_jax.tools import corpus as corpus_lib
+from toolformer_jax import corpora
 
 PROBES_VERSION = 1
 
@@ -57,7 +57,7 @@ def normalize_answer(text: str) -> str:
   return " ".join(text.split())
 
 
-def fact_probes(article: corpus_lib.Article) -> List[Probe]:
+def fact_probes(article: corpora.Document) -> List[Probe]:
   """The fact questions the templates make from one article (possibly none)."""
   description, source = article.description, article.title
   title = _DISAMBIGUATION_RE.sub("", article.title)  # "Utopia (book)" -> "Utopia"
@@ -81,7 +81,7 @@ def fact_probes(article: corpus_lib.Article) -> List[Probe]:
   return out
 
 
-def generate_probes(articles: Iterable[corpus_lib.Article], num_title: int = 100,
+def generate_probes(articles: Iterable[corpora.Document], num_title: int = 100,
                     num_fact: int = 150, seed: int = 0) -> List[Probe]:
   """`num_title` title probes and `num_fact` fact probes sampled with `seed`.
 

@@ -37,7 +37,7 @@ import gin
 import numpy as np
 import tqdm
 
-from toolformer_jax.tools import corpus as corpus_lib
+from toolformer_jax import corpora
 
 INDEX_FORMAT_VERSION = 1
 CACHE_ENV = "TOOLFORMER_JAX_CACHE"
@@ -254,7 +254,7 @@ def _index_key(path: pathlib.Path, config: RetrievalConfig) -> str:
 
 
 def index_directory(config: RetrievalConfig) -> pathlib.Path:
-  path = corpus_lib.resolve_corpus_path(config.corpus_path)
+  path = corpora.resolve_corpus_path(config.corpus_path)
   root = pathlib.Path(config.cache_dir) if config.cache_dir else default_cache_dir()
   return root / "wikisearch" / _index_key(path, config)
 
@@ -262,7 +262,7 @@ def index_directory(config: RetrievalConfig) -> pathlib.Path:
 def build_index(config: RetrievalConfig, directory: pathlib.Path,
                 show_progress: bool = True) -> None:
   """Reads the corpus, builds the BM25 index and writes it to `directory` atomically."""
-  corpus_path = corpus_lib.resolve_corpus_path(config.corpus_path)
+  corpus_path = corpora.resolve_corpus_path(config.corpus_path)
   t0 = time.time()
   vocab: Dict[str, int] = {}
   token_ids: List[List[int]] = []
@@ -276,8 +276,8 @@ def build_index(config: RetrievalConfig, directory: pathlib.Path,
     store.extend(data)
     return start, len(store)
 
-  stats = corpus_lib.ReadStats()
-  articles = corpus_lib.read_articles(corpus_path, stats)
+  stats = corpora.ReadStats(f"wikisearch corpus {corpus_path}")
+  articles = corpora.read_wikipedia(corpus_path, stats)
   num_articles = 0
   for article in tqdm.tqdm(articles, desc="wikisearch: indexing", unit=" articles",
                            disable=not show_progress, mininterval=1.0):
@@ -290,6 +290,7 @@ def build_index(config: RetrievalConfig, directory: pathlib.Path,
       offsets.append(title_span + put(description) + put(text))
       article_ids.append(num_articles)
     num_articles += 1
+  stats.log_summary()
   if not offsets:
     raise ValueError(f"corpus {corpus_path} has no usable articles")
 
@@ -310,6 +311,7 @@ def build_index(config: RetrievalConfig, directory: pathlib.Path,
         "num_articles": num_articles,
         "num_passages": len(offsets),
         "skipped_records": stats.skipped,
+        "skipped_by_reason": dict(stats.skipped_by_reason),
         "vocab_size": len(vocab),
         "config": dataclasses.asdict(config),
         "build_seconds": round(time.time() - t0, 3),
