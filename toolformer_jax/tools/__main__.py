@@ -74,9 +74,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   call = call_format.parse_call(args.call)
   if isinstance(call, call_format.ParseError):
     return _fail(EXIT_CALL_FAILED, f"malformed call: {call}")
-  if call.tool not in registry.TOOL_CLASSES:
-    return _fail(EXIT_CALL_FAILED, f"unknown tool {call.tool!r} "
-                 f"(known: {', '.join(registry.TOOL_CLASSES)})")
+  unknown = registry.unknown_tool_error(call.tool, registry.TOOL_CLASSES)
+  if unknown:
+    return _fail(EXIT_CALL_FAILED, unknown)
   try:
     for path in filter(None, args.gin_search_paths.split(",")):
       gin.add_config_file_search_path(path)

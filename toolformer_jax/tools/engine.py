@@ -153,26 +153,26 @@ class ToolExecutor:
     if isinstance(call, str):
       parsed = call_format.parse_call(call)
       if isinstance(parsed, call_format.ParseError):
-        return _result("?", base.one_line(call, 80), base.STATUS_REFUSED,
-                       f"malformed call: {parsed}")
+        return base.ToolResult("?", base.one_line(call, 80), base.STATUS_REFUSED,
+                               f"malformed call: {parsed}")
       call = parsed
     if not isinstance(call, call_format.ToolCall) or not isinstance(call.args, str) or (
         not isinstance(call.tool, str)):
-      return _result("?", "", base.STATUS_REFUSED, "not a ToolCall or call string")
-    tool = self.tools.get(call.tool)
-    if tool is None:
-      return _result(call.tool[:64], call.args[:80], base.STATUS_REFUSED,
-                     f"unknown tool {call.tool[:64]!r} (known: {', '.join(sorted(self.tools))})")
+      return base.ToolResult("?", "", base.STATUS_REFUSED, "not a ToolCall or call string")
+    unknown = registry.unknown_tool_error(call.tool, self.tools)
+    if unknown:
+      return base.ToolResult(call.tool[:64], call.args[:80], base.STATUS_REFUSED, unknown)
+    tool = self.tools[call.tool]
     if len(call.args) > tool.max_args_chars:
-      return _result(call.tool, call.args[:80], base.STATUS_REFUSED,
-                     f"arguments longer than {tool.max_args_chars} characters")
+      return base.ToolResult(call.tool, call.args[:80], base.STATUS_REFUSED,
+                             f"arguments longer than {tool.max_args_chars} characters")
     try:
       with self._guard(tool):  # cache_key reads the untrusted call too
         key = (call.tool, tool.cache_key(call.args, context))
         hash(key)
     except Exception as e:  # pylint: disable=broad-except
-      return _result(call.tool, call.args, base.STATUS_ERROR,
-                     f"bad call context: {type(e).__name__}: {base.one_line(e, 120)}")
+      return base.ToolResult(call.tool, call.args, base.STATUS_ERROR,
+                             f"bad call context: {type(e).__name__}: {base.one_line(e, 120)}")
     return key, tool, call.args
 
   def _run(self, pending: Mapping[Tuple[str, Hashable], Tuple[base.Tool, str, base.Context]]
@@ -323,7 +323,3 @@ def _outcome(output: Any, seconds: float) -> Tuple[str, float, str]:
     return base.STATUS_ERROR, seconds, f"internal error: {type(output).__name__}: " + (
         base.one_line(output, 200))
   return base.STATUS_ERROR, seconds, f"tool returned {type(output).__name__}, not text"
-
-
-def _result(tool: str, args: str, status: str, text: str) -> base.ToolResult:
-  return base.ToolResult(tool, args, status, text)

@@ -12,7 +12,7 @@ WikiSearch and QA share one loaded index. `register_tool` adds a project's own t
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 import gin
 
@@ -39,6 +39,17 @@ def register_tool(name: str, tool_class: Type[base.Tool]) -> None:
   if not name.isidentifier():
     raise ValueError(f"a tool name must be an identifier, got {name!r}")
   TOOL_CLASSES[name] = tool_class
+
+
+def unknown_tool_error(name: str, known: Collection[str]) -> Optional[str]:
+  """The refusal of a call to `name` if it is not one of the `known` tools, else None.
+
+  The one check of a called tool's name, for the engine (its built tools) and the CLI (the
+  registered tools, before building any). `name` comes from model text: it is cut short.
+  """
+  if name in known:
+    return None
+  return f"unknown tool {name[:64]!r} (known: {', '.join(sorted(known))})"
 
 
 def tool_examples() -> List[Tuple[str, str, str]]:
