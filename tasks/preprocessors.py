@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence
 
-import seqio
 import tensorflow as tf
 
 
@@ -21,31 +20,6 @@ def select_features(dataset: tf.data.Dataset, keys: Sequence[str]) -> tf.data.Da
   keys = tuple(keys)
   return dataset.map(lambda ex: {k: ex[k] for k in keys},
                      num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def append_eos_if_missing(dataset: tf.data.Dataset,
-                          output_features: Mapping[str, seqio.Feature],
-                          key: str = "targets") -> tf.data.Dataset:
-  """Appends EOS to token feature `key` when its Feature has add_eos and it lacks one.
-
-  A text that already ends with the end-of-text token (e.g. "<|endoftext|>" written in
-  the text) does not get a second one.
-  """
-  feature = output_features[key]
-  if not feature.add_eos:
-    return dataset
-  eos = tf.constant([feature.vocabulary.eos_id], dtype=feature.dtype)
-
-  def _append(ex):
-    tokens = ex[key]  # [length]
-    ends_with_eos = tf.logical_and(tf.size(tokens) > 0,
-                                   tf.equal(tokens[-1], eos[0]))
-    ex = dict(ex)
-    ex[key] = tf.cond(ends_with_eos, lambda: tokens,
-                      lambda: tf.concat([tokens, tf.cast(eos, tokens.dtype)], axis=0))
-    return ex
-
-  return dataset.map(_append, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def split_tokens(dataset: tf.data.Dataset,

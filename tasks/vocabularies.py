@@ -5,7 +5,8 @@ vocabulary differs from the model's. The project's tasks are therefore registere
 vocabulary: GPT-2/GPT-J BPE (`Gpt2Vocabulary`, the GPT-J models) under the plain names
 (`toolformer_lm_wiki`, `toolformer_all`, ...), the SmolLM2 gguf vocabulary with the suffix
 `_smollm2`, and any other vocabulary with `_v<hash>` (registered on demand by
-`toolformer_tasks.task_name`, which the run files call with the model's VOCABULARY).
+`toolformer_tasks.lm_task` and `toolformer_tasks.toolformer_mixture`, which the run files
+call with the model's VOCABULARY).
 """
 from __future__ import annotations
 

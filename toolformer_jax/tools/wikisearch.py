@@ -8,7 +8,7 @@ following sentences up to `snippet_chars` and cut at a word boundary.
 """
 from __future__ import annotations
 
-from typing import Hashable, List, Optional
+from typing import Hashable, Optional
 
 import gin
 
@@ -60,9 +60,6 @@ class WikiSearch(base.Tool):
       raise ValueError(f"WikiSearch.snippet_chars must be >= 20, got {snippet_chars}")
     self.snippet_chars = snippet_chars
     self.index = index or retrieval.load_index(retrieval_config, show_progress=show_progress)
-
-  def search(self, query: str, k: int = 5) -> List[retrieval.Passage]:
-    return self.index.search(query, k)
 
   def cache_key(self, args: str, context: base.Context = None) -> Hashable:
     return call_format.text_argument(args)
