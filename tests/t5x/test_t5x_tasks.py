@@ -65,9 +65,11 @@ def test_heldout_split_is_deterministic_disjoint_and_about_five_percent():
   assert total > 9000
   assert 0.04 < len(validation) / total < 0.06
   assert not set(train) & set(validation)
-  titles = [f"Title {i}" for i in range(2000)]
-  assert [lm.is_heldout(t) for t in titles] == [lm.is_heldout(t) for t in titles]
-  assert 0.03 < np.mean([lm.is_heldout(t) for t in titles]) < 0.07
+  # Deterministic across processes and runs (not Python's salted hash()): the held-out
+  # titles are pinned, as computed from the SHA-256 of the title.
+  heldout = [i for i in range(2000) if lm.is_heldout(f"Title {i}")]
+  assert heldout[:12] == [39, 55, 59, 93, 113, 142, 147, 158, 160, 162, 169, 241]
+  assert len(heldout) == 104  # 5.2% of 2000
 
 
 def test_builtin_registrations():

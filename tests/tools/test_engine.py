@@ -167,9 +167,28 @@ def test_sandbox_refuses_files_processes_network_and_code(executor, attempt, tmp
   assert os.listdir(tmp_path) == []
 
 
-def test_sandbox_is_off_outside_calls(tmp_path):
-  (tmp_path / "f").write_text("fine")  # the audit hook is installed but inactive here
-  assert (tmp_path / "f").read_text() == "fine"
+def test_sandbox_is_off_outside_calls(executor, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  rogue = executor.tools["Rogue"]
+  # Inside a call the audit hook is installed and refuses the operation...
+  for attempt, event in (("open", "open"), ("listdir", "os.listdir"), ("eval", "compile")):
+    result = executor.execute(ToolCall("Rogue", attempt))
+    assert result.status == "refused", result
+    assert result.text.endswith(f"forbidden operation: {event}"), result
+  assert not (tmp_path / "rogue-was-here.txt").exists()
+  # ... and outside a call (the hook stays installed: hooks cannot be removed) the very
+  # same tool code runs unhindered, in this thread and in a plain new one.
+  assert rogue("open") == "escaped"
+  assert (tmp_path / "rogue-was-here.txt").read_text() == "x"
+  assert rogue("listdir") == "escaped" and rogue("eval") == "2"
+  outcome = []
+  thread = threading.Thread(target=lambda: outcome.append(rogue("listdir")))
+  thread.start()
+  thread.join()
+  assert outcome == ["escaped"]
+  # A later call is guarded again: the guard is per call, not switched off for good.
+  again = executor.execute(ToolCall("Rogue", "read"))
+  assert again.status == "refused" and "forbidden operation: open" in again.text
 
 
 @pytest.mark.parametrize("attempt, text", [
