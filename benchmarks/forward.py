@@ -36,7 +36,7 @@ from toolformer_jax.vocab import smollm2_gguf_path
 
 def gptj_pair(tmp: str):
   """(jax_fn, params, torch_model) for the ~125M GPT-J preset with shared random weights."""
-  hf_config = transformers.GPTJConfig(**config_to_hf(GPTJConfig.preset("125m")))
+  hf_config = transformers.GPTJConfig(**config_to_hf(GPTJConfig.from_preset("125m")))
   torch.manual_seed(0)
   torch_model = transformers.GPTJForCausalLM(hf_config).eval()
   torch_model.save_pretrained(tmp, safe_serialization=True)

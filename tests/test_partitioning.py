@@ -21,7 +21,7 @@ _SCRIPT = textwrap.dedent(r"""
     from toolformer_jax.networks.gptj import GPTJ, GPTJConfig
 
     out = {"devices": jax.device_count()}
-    config = GPTJConfig.preset("tiny")
+    config = GPTJConfig.from_preset("tiny")
     module = GPTJ(config)
     tokens = jax.random.randint(jax.random.PRNGKey(0), (4, 24), 1, config.vocab_size)
     variables = module.init(jax.random.PRNGKey(1), jnp.ones_like(tokens), jnp.ones_like(tokens),

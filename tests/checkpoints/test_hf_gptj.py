@@ -160,7 +160,7 @@ def test_loading_does_not_import_torch(tmp_path):
 @pytest.fixture(scope="module")
 def good_checkpoint(tmp_path_factory):
   """A valid 2-layer checkpoint written by save_hf_gptj (no torch involved)."""
-  config = dataclasses.replace(GPTJConfig.preset("tiny"), vocab_size=32, d_ff=96)
+  config = dataclasses.replace(GPTJConfig.from_preset("tiny"), vocab_size=32, d_ff=96)
   params = GPTJ(config).init(jax.random.PRNGKey(0),
                              jnp.ones((1, 2), jnp.int32))["params"]
   path = tmp_path_factory.mktemp("good")

@@ -15,7 +15,7 @@ import pytest
 
 from toolformer_jax.networks.gptj import GPTJ, GPTJ_PRESETS, GPTJConfig, count_params
 
-TINY = GPTJConfig.preset("tiny")
+TINY = GPTJConfig.from_preset("tiny")
 DECODE_STEPS = 16
 
 
@@ -65,13 +65,13 @@ def test_config_rejects_bad_fields(overrides, field):
 
 
 def test_unknown_preset():
-  with pytest.raises(ValueError, match="unknown GPT-J preset"):
-    GPTJConfig.preset("7b")
+  with pytest.raises(ValueError, match="unknown GPTJConfig preset"):
+    GPTJConfig.from_preset("7b")
 
 
 @pytest.mark.parametrize("name", sorted(GPTJ_PRESETS))
 def test_param_count_matches_closed_form(name):
-  c = GPTJ_PRESETS[name]
+  c = GPTJConfig.from_preset(name)
   d, f, v = c.d_model, c.d_ff, c.vocab_size
   per_layer = 2 * d + 4 * d * d + (d * f + f) + (f * d + d)
   expected = v * d + c.num_layers * per_layer + 2 * d + (d * v + v)

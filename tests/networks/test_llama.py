@@ -117,7 +117,7 @@ def init_tiny(config, batch=2, length=12):
 @pytest.fixture(scope="module")
 def tiny_model():
   """The tiny preset, initialised once; its jitted forward is shared (compiled per shape)."""
-  return init_tiny(llama.tiny())
+  return init_tiny(llama.LlamaConfig.from_preset("tiny"))
 
 
 # ----------------------------------------------------------------------------- config
@@ -136,7 +136,7 @@ def tiny_model():
 ])
 def test_config_rejects_bad_values(overrides, message):
   with pytest.raises(ValueError, match=message):
-    llama.tiny(**overrides)
+    llama.LlamaConfig.from_preset("tiny", **overrides)
 
 
 # ----------------------------------------------------------------------------- t5x contract
@@ -148,7 +148,7 @@ def test_t5x_model_init_axes_scoring_and_prediction(scan_layers, tie_embeddings)
   import seqio  # pylint: disable=g-import-not-at-top
   from t5x import decoding, models  # pylint: disable=g-import-not-at-top
 
-  config = llama.tiny(scan_layers=scan_layers, tie_embeddings=tie_embeddings)
+  config = llama.LlamaConfig.from_preset("tiny", scan_layers=scan_layers, tie_embeddings=tie_embeddings)
   module = llama.Llama(config)
   assert module.scan_layers is scan_layers
   eos_id = 1
@@ -204,7 +204,7 @@ def test_t5x_model_init_axes_scoring_and_prediction(scan_layers, tie_embeddings)
 
 def test_scan_layers_matches_unrolled(tiny_model):
   _, variables, forward = tiny_model
-  scanned = llama.Llama(llama.tiny(scan_layers=True))
+  scanned = llama.Llama(llama.LlamaConfig.from_preset("tiny", scan_layers=True))
   stacked = layers.stack_layer_params(variables["params"], 2)
   tokens = jax.random.randint(jax.random.PRNGKey(1), (2, 12), 1, 97)
   want = forward(variables, tokens)
@@ -215,7 +215,7 @@ def test_scan_layers_matches_unrolled(tiny_model):
 
 def test_remat_keeps_gradients(tiny_model):
   module, variables, _ = tiny_model
-  remat = llama.Llama(llama.tiny(remat_policy="full"))
+  remat = llama.Llama(llama.LlamaConfig.from_preset("tiny", remat_policy="full"))
   tokens = jax.random.randint(jax.random.PRNGKey(1), (2, 12), 1, 97)
   loss = lambda m: lambda p: jnp.mean(m.apply({"params": p}, tokens) ** 2)  # pylint: disable=unnecessary-lambda-assignment
   g_want = jax.jit(jax.grad(loss(module)))(variables["params"])
@@ -225,7 +225,7 @@ def test_remat_keeps_gradients(tiny_model):
 
 
 def test_bfloat16_compute_returns_float32_logits():
-  _, variables, forward = init_tiny(llama.tiny(dtype="bfloat16", param_dtype="bfloat16"))
+  _, variables, forward = init_tiny(llama.LlamaConfig.from_preset("tiny", dtype="bfloat16", param_dtype="bfloat16"))
   assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(variables["params"]))
   tokens = jax.random.randint(jax.random.PRNGKey(1), (2, 12), 1, 97)
   logits = forward(variables, tokens)
@@ -282,7 +282,7 @@ def test_causal_attention_prefix_is_bidirectional(tiny_model):
 def test_tiny_cache_decoding_matches_recompute(scan_layers, tiny_model):
   _, variables, _ = tiny_model
   params = variables["params"]
-  module = llama.Llama(llama.tiny(scan_layers=scan_layers))
+  module = llama.Llama(llama.LlamaConfig.from_preset("tiny", scan_layers=scan_layers))
   if scan_layers:
     params = layers.stack_layer_params(params, 2)
   prompts = [[5, 9, 33, 2, 71, 8, 8], [12, 40, 3]]
@@ -318,7 +318,7 @@ def smollm2_decodes(smollm2, vocab):
 
 def test_smollm2_preset_matches_gguf_metadata(smollm2):
   config, _ = smollm2
-  assert config == dataclasses.replace(llama.smollm2_135m(), rms_norm_eps=config.rms_norm_eps)
+  assert config == dataclasses.replace(llama.LlamaConfig.from_preset("smollm2_135m"), rms_norm_eps=config.rms_norm_eps)
   assert config.rms_norm_eps == pytest.approx(1e-5, rel=1e-6)  # stored as float32
 
 

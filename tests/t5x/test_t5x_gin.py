@@ -43,8 +43,10 @@ def test_gptj_model_files(model_file, preset, params_millions, clean_gin):
   assert isinstance(model.module, gptj.GPTJ)
   assert model.input_vocabulary == vocab_lib.Gpt2Vocabulary()
   config = model.module.config
-  expected = gptj.GPTJ_PRESETS[preset]
-  for field in ("d_model", "num_layers", "num_heads", "head_dim", "rotary_dim", "d_ff"):
+  assert config.preset == preset  # sizes come from the one preset table
+  expected = gptj.GPTJConfig.from_preset(preset, vocab_size=50400)
+  for field in ("d_model", "num_layers", "num_heads", "head_dim", "rotary_dim", "d_ff",
+                "layer_norm_eps", "rotary_base", "max_positions"):
     assert getattr(config, field) == getattr(expected, field), field
   assert config.vocab_size == model.input_vocabulary.vocab_size == 50400
   assert gptj.count_params(config) / 1e6 == pytest.approx(params_millions, rel=0.01)
@@ -53,7 +55,8 @@ def test_gptj_model_files(model_file, preset, params_millions, clean_gin):
 def test_smollm2_model_file(clean_gin):
   model = _model("models/smollm2_135m.gin")
   assert isinstance(model.module, llama.Llama)
-  assert model.module.config == llama.smollm2_135m()
+  assert model.module.config.preset == "smollm2_135m"
+  assert model.module.config == llama.LlamaConfig.from_preset("smollm2_135m")
   assert model.input_vocabulary == vocab_lib.GgufBpeVocabulary()
 
 

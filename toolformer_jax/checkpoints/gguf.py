@@ -30,6 +30,7 @@ import gguf
 import numpy as np
 
 from toolformer_jax import gguf_reader
+from toolformer_jax.networks import decoder
 from toolformer_jax.networks import layers
 from toolformer_jax.networks import llama
 
@@ -208,8 +209,8 @@ def load_gguf_llama(path: str, *, scan_layers: bool = False,
   """
   if not os.path.isfile(path):
     raise FileNotFoundError(f"gguf file not found: {path}")
-  if dtype is not None and dtype not in llama.DTYPES:
-    raise ValueError(f"dtype must be one of {sorted(llama.DTYPES)} or None, got {dtype!r}")
+  if dtype is not None and dtype not in decoder.DTYPES:
+    raise ValueError(f"dtype must be one of {sorted(decoder.DTYPES)} or None, got {dtype!r}")
   start = time.time()
   reader = open_reader(path)
   config = config_from_gguf_metadata(reader, path)

@@ -14,8 +14,11 @@ The attention layer follows t5x's decoding protocol:
   * `prefill=True, prefill_lengths=[batch]` runs the prompt in parallel, stores its keys
     and values and sets `cache_index = prefill_lengths` (positions from there on are
     recomputed by the decode steps);
-  * `decode=True` with an existing cache runs one token per example at position
-    `cache_index[b]`, writes its key/value there and advances the index.
+  * `decode=True` with an existing cache runs one token per example (t5x's decode step)
+    or n tokens per example (an extend step; `decode_lengths[b]` of them real) from
+    position `cache_index[b]` on, writes their keys/values there and advances the index;
+  * a prefill shorter than the cache fills its first slots (a shared prefix that is
+    then forked and extended, see `kv_cache`).
 The batch axis leads every cache leaf, so t5x can tile it for `num_decodes > 1`.
 """
 
@@ -83,7 +86,7 @@ class DenseGeneral(nn.Module):
 
 
 class Embed(nn.Module):
-  """Token embedding table `[vocab, embed]`; `attend` gives tied-output logits."""
+  """Token embedding table `[vocab, embed]` (also the tied output head's kernel)."""
   num_embeddings: int
   features: int
   dtype: DType = jnp.float32
@@ -98,10 +101,6 @@ class Embed(nn.Module):
   def __call__(self, token_ids: Array) -> Array:
     # [batch, length] -> [batch, length, embed]
     return jnp.take(self.embedding, token_ids, axis=0).astype(self.dtype)
-
-  def attend(self, x: Array) -> Array:
-    # [batch, length, embed] -> [batch, length, vocab]
-    return jnp.einsum("ble,ve->blv", x.astype(self.dtype), self.embedding.astype(self.dtype))
 
 
 class LayerNorm(nn.Module):
@@ -243,7 +242,8 @@ class SelfAttention(nn.Module):
   @nn.compact
   def __call__(self, x: Array, positions: Array, mask: Optional[Array], *,
                decode: bool = False, prefill: bool = False,
-               prefill_lengths: Optional[Array] = None) -> Array:
+               prefill_lengths: Optional[Array] = None,
+               decode_lengths: Optional[Array] = None) -> Array:
     s = self.spec
     proj = functools.partial(DenseGeneral, use_bias=s.use_bias, dtype=self.dtype,
                              param_dtype=self.param_dtype, kernel_init=self.kernel_init)
@@ -270,21 +270,29 @@ class SelfAttention(nn.Module):
       cache_index = self.variable("cache", "cache_index", jnp.zeros, (batch,), jnp.int32)
 
     if decode and cache_ready:
-      # One new token per example at position cache_index[b].
-      if length != 1:
-        raise ValueError(f"decode steps take one token per example, got length {length}")
+      # Extend: `length` new tokens per row (one in t5x's decode steps), the first
+      # `decode_lengths[b]` of them real, at positions cache_index[b], cache_index[b] + 1...
       index = cache_index.value  # [b]
-      positions = index[:, None]  # [b, 1]
+      lengths = (jnp.full((batch,), length, jnp.int32) if decode_lengths is None
+                 else decode_lengths.astype(jnp.int32))  # [b]
+      positions = index[:, None] + jnp.arange(length, dtype=jnp.int32)[None, :]  # [b, l]
       query = apply_rotary(query, positions, s.rotary_dim, s.rotary_base,
                            s.rotary_interleaved)
       key = apply_rotary(key, positions, s.rotary_dim, s.rotary_base, s.rotary_interleaved)
       max_length = cached_key.value.shape[1]
-      write = jax.nn.one_hot(index, max_length, dtype=bool)[:, :, None, None]  # [b, L, 1, 1]
-      keys = jnp.where(write, key.astype(cached_key.value.dtype), cached_key.value)
-      values = jnp.where(write, value.astype(cached_value.value.dtype), cached_value.value)
+      # For every cache slot p, the new token it receives (p - index) if that is a real one.
+      offset = jnp.arange(max_length, dtype=jnp.int32)[None, :] - index[:, None]  # [b, L]
+      write = ((offset >= 0) & (offset < lengths[:, None]))[:, :, None, None]  # [b, L, 1, 1]
+      take = jnp.clip(offset, 0, length - 1)[:, :, None, None]  # [b, L, 1, 1]
+      new_keys = jnp.take_along_axis(key.astype(cached_key.value.dtype), take, axis=1)
+      new_values = jnp.take_along_axis(value.astype(cached_value.value.dtype), take, axis=1)
+      keys = jnp.where(write, new_keys, cached_key.value)  # [b, L, kv_heads, head_dim]
+      values = jnp.where(write, new_values, cached_value.value)
       cached_key.value, cached_value.value = keys, values
-      cache_index.value = index + 1
-      step_mask = (jnp.arange(max_length)[None, :] <= index[:, None])[:, None, None, :]
+      cache_index.value = index + lengths
+      # Token t of row b sees cache slots p <= index[b] + t.
+      step_mask = (jnp.arange(max_length)[None, None, :]
+                   <= positions[:, :, None])[:, None]  # [b, 1, l, L]
       out = dot_product_attention(query, keys, values, step_mask, self.dtype)
     else:
       query = apply_rotary(query, positions, s.rotary_dim, s.rotary_base,
@@ -293,9 +301,15 @@ class SelfAttention(nn.Module):
       if prefill:
         if prefill_lengths is None:
           raise ValueError("prefill=True needs prefill_lengths [batch]")
+        max_length = cached_key.value.shape[1]
+        if length > max_length:
+          raise ValueError(f"KV cache overflow: a {length}-token prefill exceeds the cache "
+                           f"length {max_length}")
         keep = (jnp.arange(length)[None, :] < prefill_lengths[:, None])[:, :, None, None]
-        cached_key.value = jnp.where(keep, key, 0).astype(cached_key.value.dtype)
-        cached_value.value = jnp.where(keep, value, 0).astype(cached_value.value.dtype)
+        pad = ((0, 0), (0, max_length - length), (0, 0), (0, 0))
+        cached_key.value = jnp.pad(jnp.where(keep, key, 0).astype(cached_key.value.dtype), pad)
+        cached_value.value = jnp.pad(jnp.where(keep, value, 0).astype(cached_value.value.dtype),
+                                     pad)
         cache_index.value = prefill_lengths.astype(jnp.int32)
       if mask is None:  # e.g. the cache-creating call: plain causal attention
         mask = make_attention_mask(length, batch=batch)

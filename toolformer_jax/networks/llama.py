@@ -28,48 +28,49 @@ leading `layers` axis):
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import ClassVar, Optional
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
+from toolformer_jax.networks import decoder
 from toolformer_jax.networks import layers
 
 Array = jax.Array
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+# The one place LLaMA-family sizes are written; gin model files name a preset
+# (`llama.LlamaConfig.preset = 'smollm2_135m'`).
+LLAMA_PRESETS = {
+    # Unit tests: vocab 97, d_model 32, 4 heads (2 KV heads) of 8 dims, 2 layers.
+    "tiny": dict(vocab_size=97, d_model=32, num_layers=2, num_heads=4, num_kv_heads=2,
+                 head_dim=8, d_ff=64, rms_norm_eps=1e-5, rope_theta=10000.0,
+                 tie_embeddings=True),
+    # SmolLM2-135M(-Instruct): 30 layers, d_model 576, 9 heads (3 KV heads), tied embeddings.
+    "smollm2_135m": dict(vocab_size=49152, d_model=576, num_layers=30, num_heads=9,
+                         num_kv_heads=3, head_dim=64, d_ff=1536, rms_norm_eps=1e-5,
+                         rope_theta=100000.0, tie_embeddings=True),
+}
 
 
-@dataclasses.dataclass(frozen=True)
-class LlamaConfig:
-  """Static shape and numerics of a LLaMA-style decoder.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LlamaConfig(decoder.DecoderConfig):
+  """Static shape and numerics of a LLaMA-style decoder (`LlamaConfig(preset='tiny')`).
 
-  `dtype` is the computation dtype, `param_dtype` the storage dtype of parameters (strings,
-  so gin files can set them). Attention logits, softmax and norms always run in float32, and
-  the returned logits are float32.
+  Attention logits, softmax and norms always run in float32, and the returned logits are
+  float32, whatever `dtype` is.
   """
-  vocab_size: int
-  d_model: int
-  num_layers: int
-  num_heads: int
-  num_kv_heads: int
-  head_dim: int
-  d_ff: int
-  rms_norm_eps: float = 1e-5
-  rope_theta: float = 10000.0
-  tie_embeddings: bool = True
-  dtype: str = "float32"
-  param_dtype: str = "float32"
-  scan_layers: bool = False
-  remat_policy: str = "none"
+  PRESETS: ClassVar = LLAMA_PRESETS
+  FALLBACKS: ClassVar = dict(rms_norm_eps=1e-5, rope_theta=10000.0, tie_embeddings=True)
 
-  def __post_init__(self):
-    for name in ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads",
-                 "head_dim", "d_ff"):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"LlamaConfig.{name} must be a positive integer, got {value!r}")
+  num_kv_heads: Optional[int] = None
+  rms_norm_eps: Optional[float] = None
+  rope_theta: Optional[float] = None
+  tie_embeddings: Optional[bool] = None
+
+  def validate(self):
+    value = self.num_kv_heads
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+      raise ValueError(f"LlamaConfig.num_kv_heads must be a positive int, got {value!r}")
     if self.num_heads % self.num_kv_heads:
       raise ValueError(f"LlamaConfig.num_heads ({self.num_heads}) must be a multiple of "
                        f"num_kv_heads ({self.num_kv_heads})")
@@ -80,19 +81,6 @@ class LlamaConfig:
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"LlamaConfig.{name} must be a positive number, got {value!r}")
-    for name in ("dtype", "param_dtype"):
-      if getattr(self, name) not in DTYPES:
-        raise ValueError(f"LlamaConfig.{name} must be one of {sorted(DTYPES)}, got "
-                         f"{getattr(self, name)!r}")
-    layers.check_remat_policy(self.remat_policy)
-
-  @property
-  def jnp_dtype(self):
-    return DTYPES[self.dtype]
-
-  @property
-  def jnp_param_dtype(self):
-    return DTYPES[self.param_dtype]
 
   @property
   def attention_spec(self) -> layers.AttentionSpec:
@@ -102,24 +90,6 @@ class LlamaConfig:
                                 use_bias=False)
 
 
-def smollm2_135m(**overrides) -> LlamaConfig:
-  """SmolLM2-135M(-Instruct): 30 layers, d_model 576, 9 heads (3 KV heads), tied embeddings."""
-  values = dict(vocab_size=49152, d_model=576, num_layers=30, num_heads=9, num_kv_heads=3,
-                head_dim=64, d_ff=1536, rms_norm_eps=1e-5, rope_theta=100000.0,
-                tie_embeddings=True)
-  values.update(overrides)
-  return LlamaConfig(**values)
-
-
-def tiny(**overrides) -> LlamaConfig:
-  """A 2-layer model for tests: vocab 97, d_model 32, 4 heads (2 KV heads) of 8 dims."""
-  values = dict(vocab_size=97, d_model=32, num_layers=2, num_heads=4, num_kv_heads=2,
-                head_dim=8, d_ff=64, rms_norm_eps=1e-5, rope_theta=10000.0,
-                tie_embeddings=True)
-  values.update(overrides)
-  return LlamaConfig(**values)
-
-
 class SwiGLU(nn.Module):
   """LLaMA's gated MLP: down(silu(gate(x)) * up(x))."""
   config: LlamaConfig
@@ -127,14 +97,21 @@ class SwiGLU(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     cfg = self.config
-    dense = lambda features, axes, name: layers.DenseGeneral(  # pylint: disable=g-long-lambda
-        features=(features,), kernel_axes=axes, dtype=cfg.jnp_dtype,
-        param_dtype=cfg.jnp_param_dtype, name=name)
+
+    def dense(features, axes, name):
+      return layers.DenseGeneral(features=(features,), kernel_axes=axes, dtype=cfg.jnp_dtype,
+                                 param_dtype=cfg.jnp_param_dtype, name=name)
+
     gate = dense(cfg.d_ff, ("embed", "mlp"), "gate")(x)  # [batch, length, mlp]
     up = dense(cfg.d_ff, ("embed", "mlp"), "up")(x)  # [batch, length, mlp]
     hidden = nn.silu(gate) * up  # [batch, length, mlp]
     hidden = layers.with_sharding_constraint(hidden, ("batch", "length", "mlp"))
     return dense(cfg.d_model, ("mlp", "embed"), "down")(hidden)  # [batch, length, embed]
+
+
+def _rms_norm(config: LlamaConfig, name: str) -> nn.Module:
+  return layers.RMSNorm(epsilon=config.rms_norm_eps, dtype=config.jnp_dtype,
+                        param_dtype=config.jnp_param_dtype, name=name)
 
 
 class LlamaBlock(nn.Module):
@@ -145,77 +122,32 @@ class LlamaBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, positions: Array, mask: Optional[Array],
-               prefill_lengths: Optional[Array]) -> Array:
+               prefill_lengths: Optional[Array], decode_lengths: Optional[Array]) -> Array:
     cfg = self.config
-    norm = lambda name: layers.RMSNorm(epsilon=cfg.rms_norm_eps, dtype=cfg.jnp_dtype,  # pylint: disable=g-long-lambda
-                                       param_dtype=cfg.jnp_param_dtype, name=name)
     # x: [batch, length, embed]
-    h = norm("attention_norm")(x)
+    h = _rms_norm(cfg, "attention_norm")(x)
     h = layers.SelfAttention(cfg.attention_spec, dtype=cfg.jnp_dtype,
                              param_dtype=cfg.jnp_param_dtype, name="attention")(
                                  h, positions, mask, decode=self.decode, prefill=self.prefill,
-                                 prefill_lengths=prefill_lengths)
+                                 prefill_lengths=prefill_lengths,
+                                 decode_lengths=decode_lengths)
     x = x + h
     x = layers.with_sharding_constraint(x, ("batch", "length", "embed"))
-    h = SwiGLU(cfg, name="mlp")(norm("mlp_norm")(x))
+    h = SwiGLU(cfg, name="mlp")(_rms_norm(cfg, "mlp_norm")(x))
     x = x + h
     return layers.with_sharding_constraint(x, ("batch", "length", "embed"))
 
 
-class Llama(nn.Module):
-  """LLaMA-style decoder-only LM with t5x's DecoderOnlyModel call signature.
-
-  Masking: without `decoder_target_tokens` attention is purely causal; with them, keys whose
-  target is 0 (padding) are masked, as in t5x. `decoder_segment_ids` restrict attention to
-  the same packed segment, `decoder_positions` feed the rotary embedding (default 0..L-1),
-  and `decoder_causal_attention` (1 on an inputs prefix) makes that prefix bidirectional.
-  The network has no dropout, so `enable_dropout` has no effect; `max_decode_length` is
-  accepted for t5x and unused (the cache length is fixed by the cache-creating call).
-  """
+class Llama(decoder.Decoder):
+  """LLaMA-style decoder on the shared trunk: RMSNorm blocks, `final_norm`, logits from
+  the tied embedding table or an untied `lm_head` without bias."""
   config: LlamaConfig
 
-  @property
-  def scan_layers(self) -> bool:
-    """Read by t5x (cache axis offset for decoding)."""
-    return self.config.scan_layers
+  block_cls: ClassVar = LlamaBlock
+  final_norm_name: ClassVar = "final_norm"
 
-  @nn.compact
-  def __call__(self,
-               decoder_input_tokens: Array,
-               decoder_target_tokens: Optional[Array] = None,
-               decoder_segment_ids: Optional[Array] = None,
-               decoder_positions: Optional[Array] = None,
-               decoder_causal_attention: Optional[Array] = None,
-               *,
-               enable_dropout: bool = True,
-               decode: bool = False,
-               max_decode_length: Optional[int] = None,
-               prefill: bool = False,
-               prefill_lengths: Optional[Array] = None) -> Array:
-    del enable_dropout, max_decode_length  # no dropout; cache length set at creation
-    cfg = self.config
-    if decode and prefill:
-      raise ValueError("decode and prefill cannot both be set")
-    if prefill and prefill_lengths is None:
-      raise ValueError("prefill=True needs prefill_lengths [batch]")
-    tokens, positions, mask = layers.decoder_inputs(
-        decoder_input_tokens, decoder_target_tokens, decoder_segment_ids, decoder_positions,
-        decoder_causal_attention, decode)  # [b, l], [b, l], [b, 1, l, l] or None
+  def make_norm(self, name: str) -> nn.Module:
+    return _rms_norm(self.config, name)
 
-    embedder = layers.Embed(cfg.vocab_size, cfg.d_model, dtype=cfg.jnp_dtype,
-                            param_dtype=cfg.jnp_param_dtype, name="token_embedder")
-    x = embedder(tokens)  # [batch, length, embed]
-    x = layers.with_sharding_constraint(x, ("batch", "length", "embed"))
-    x = layers.run_layer_stack(LlamaBlock, dict(config=cfg, decode=decode, prefill=prefill),
-                               cfg.num_layers, cfg.scan_layers, cfg.remat_policy, x,
-                               positions, mask, prefill_lengths)  # [batch, length, embed]
-    x = layers.RMSNorm(epsilon=cfg.rms_norm_eps, dtype=cfg.jnp_dtype,
-                       param_dtype=cfg.jnp_param_dtype, name="final_norm")(x)
-    if cfg.tie_embeddings:
-      logits = embedder.attend(x)  # [batch, length, vocab]
-    else:
-      logits = layers.DenseGeneral(features=(cfg.vocab_size,), kernel_axes=("embed", "vocab"),
-                                   dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype,
-                                   name="lm_head")(x)  # [batch, length, vocab]
-    logits = layers.with_sharding_constraint(logits, ("batch", "length", "vocab"))
-    return logits.astype(jnp.float32)
+  def tie_embeddings(self) -> bool:
+    return bool(self.config.tie_embeddings)
