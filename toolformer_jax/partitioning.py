@@ -19,22 +19,40 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-# t5x's standard rules (activation and parameter partitioning dims 1) plus `kv_heads`
-# for grouped-query attention. Axis names not listed here are replicated.
-LOGICAL_AXIS_RULES: Tuple[Tuple[str, Optional[str]], ...] = (
+Rules = Tuple[Tuple[str, Optional[str]], ...]
+
+# t5x's standard rules (activation and parameter partitioning dims 1) for the axis names the
+# networks use, mapped as `t5x.partitioning.standard_logical_axis_rules()` maps them (tests
+# check they agree); written out so that this module imports without t5x.
+T5X_STANDARD_RULES: Rules = (
     ("batch", "data"),
     ("vocab", "model"),
+    ("embed", None),
     ("mlp", "model"),
     ("heads", "model"),
-    ("kv_heads", "model"),
-    ("joined_kv", "model"),
-    ("embed", None),
     ("kv", None),
+    ("joined_kv", "model"),
     ("length", None),
     ("layers", None),
 )
+# What the project adds to t5x's rules: `kv_heads` for grouped-query attention. t5x's runs
+# get it through `t5x_additional_rules` (bound in gin/models/base/decoder.gin).
+PROJECT_RULES: Rules = (
+    ("kv_heads", "model"),
+)
+# The rules of the project's own jitted code; axis names not listed are replicated.
+LOGICAL_AXIS_RULES: Rules = T5X_STANDARD_RULES + PROJECT_RULES
 
 MESH_AXES = ("data", "model")
+
+
+def t5x_additional_rules() -> list:
+  """PROJECT_RULES as t5x's `standard_logical_axis_rules(additional_rules=...)` takes them.
+
+  With them t5x's rules map every axis name of the networks as LOGICAL_AXIS_RULES does
+  (gin/models/base/decoder.gin binds this).
+  """
+  return list(PROJECT_RULES)
 
 
 def make_mesh(num_partitions: int = 1, devices: Optional[Sequence[Any]] = None) -> Mesh:
