@@ -8,7 +8,7 @@ import pytest
 
 from toolformer_jax.checkpoints import orbax_io
 from toolformer_jax.checkpoints.hf_gptj import load_hf_gptj
-from toolformer_jax.convert import gptj_params_to_seqio_ids
+from toolformer_jax.checkpoints.vocab_rows import gptj_params_to_seqio_ids
 
 
 def _convert(*args):

@@ -19,18 +19,9 @@ names the network declares (`toolformer_jax.checkpoints.t5x_export`); `--scan_la
 match the model gin file (gptj_1b/gptj_6b scan, the others do not). `--to orbax` writes the
 params tree with `toolformer_jax.checkpoints.orbax_io.save_params`.
 
-GPT-J vocabulary rows. HF GPT-J ids are GPT-2's, where id 0 is the ordinary token "!"; the
-project's seqio vocabulary (`toolformer_jax.vocab.Gpt2Vocabulary`) swaps ids 0 and 50257 so
-that 0 can be PAD (seqio's padding and t5x's first decoder input). Converting an HF GPT-J
-therefore permutes the rows of the embedding and the columns of lm_head (kernel and bias)
-with that swap ("!" moves to row 50257, one of GPT-J's 143 untrained padding rows), then
-  * sets embedding row 0 (PAD) to a copy of row 50256 (<|endoftext|>): t5x feeds 0 as the
-    first decoder input, so every sequence is conditioned as if it followed <|endoftext|>,
-    the document separator GPT-J saw in pre-training;
-  * sets lm_head column 0 to zero and its bias to PAD_LOGIT_BIAS, so PAD is never predicted
-    (its probability underflows to 0; the gradient on it is 0, so training keeps it there).
-The untrained padding row 50257 of HF GPT-J is thereby dropped. gguf (SmolLM2) ids are the
-file's own, with PAD 0 = <|endoftext|>: no change.
+Vocabulary rows: HF GPT-J's rows are put into the id space of the project's seqio vocabulary
+(PAD = 0, "!" moved to 50257) by `toolformer_jax.checkpoints.vocab_rows`; gguf (SmolLM2)
+ids are the file's own and stay as they are.
 """
 from __future__ import annotations
 
@@ -41,11 +32,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
-import numpy as np
-
 from toolformer_jax import vocab as vocab_lib
-
-PAD_LOGIT_BIAS = -1e9
 
 _TO = flags.DEFINE_enum("to", "orbax", ["t5x", "orbax"], "Output format.")
 _FROM = flags.DEFINE_enum("from", None, ["hf-gptj", "gguf", "t5x"],
@@ -66,34 +53,6 @@ flags.DEFINE_alias("out", "output_dir")
 
 class ConvertError(ValueError):
   """Bad conversion arguments or inputs."""
-
-
-# --- vocabulary rows -------------------------------------------------------------------------
-def gptj_params_to_seqio_ids(params: Dict[str, Any]) -> Dict[str, Any]:
-  """HF-id-space GPT-J params -> the id space of `Gpt2Vocabulary` (module docstring).
-
-  Returns a new tree; only token_embedder/embedding and lm_head/{kernel,bias} change.
-  """
-  embedding = np.asarray(params["token_embedder"]["embedding"])  # [vocab, embed]
-  kernel = np.asarray(params["lm_head"]["kernel"])  # [embed, vocab]
-  bias = np.asarray(params["lm_head"]["bias"])  # [vocab]
-  rows = embedding.shape[0]
-  if rows <= vocab_lib.SEQIO_BANG_ID or kernel.shape[-1] != rows or bias.shape != (rows,):
-    raise ConvertError(
-        f"GPT-J vocabulary tables of {rows} rows (lm_head {kernel.shape}, bias {bias.shape})"
-        f" cannot take the GPT-2 id swap: need > {vocab_lib.SEQIO_BANG_ID} rows everywhere")
-  order = vocab_lib.seqio_ids_to_gpt2(np.arange(rows))  # seqio id -> HF row
-  embedding = embedding[order]
-  kernel = kernel[:, order]
-  bias = bias[order]
-  pad, eos = vocab_lib.SEQIO_PAD_ID, vocab_lib.GPT2_EOS_ID
-  embedding[pad] = embedding[eos]
-  kernel[:, pad] = 0
-  bias[pad] = PAD_LOGIT_BIAS
-  out = dict(params)
-  out["token_embedder"] = dict(params["token_embedder"], embedding=embedding)
-  out["lm_head"] = dict(params["lm_head"], kernel=kernel, bias=bias)
-  return out
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -121,9 +80,10 @@ def load_network(path: str, *, scan_layers: bool = False,
     return llama.Llama(config), params, kind
   if kind == "hf_gptj":
     from toolformer_jax.checkpoints import hf_gptj  # pylint: disable=g-import-not-at-top
+    from toolformer_jax.checkpoints import vocab_rows  # pylint: disable=g-import-not-at-top
     from toolformer_jax.networks import gptj  # pylint: disable=g-import-not-at-top
     config, params = hf_gptj.load_hf_gptj(path, scan_layers=scan_layers, dtype=dtype)
-    return gptj.GPTJ(config), gptj_params_to_seqio_ids(params), kind
+    return gptj.GPTJ(config), vocab_rows.gptj_params_to_seqio_ids(params), kind
   raise ConvertError(f"{path} is a t5x checkpoint; it converts only --to orbax")
 
 

@@ -9,6 +9,7 @@ import pytest
 from t5x_testlib import REPO, gptj_tiny_config, quote, run_t5x, subprocess_env
 from toolformer_jax import convert
 from toolformer_jax import vocab as vocab_lib
+from toolformer_jax.checkpoints import vocab_rows
 
 TEXTS = [
     "Hello world! This is a test of the scoring path.",
@@ -28,7 +29,7 @@ def test_gptj_params_to_seqio_ids_swaps_pad_and_bang():
   params = {"token_embedder": {"embedding": rng.normal(size=(rows, embed))},
             "lm_head": {"kernel": rng.normal(size=(embed, rows)), "bias": rng.normal(size=rows)},
             "ln_f": {"scale": np.ones(embed)}}
-  out = convert.gptj_params_to_seqio_ids(params)
+  out = vocab_rows.gptj_params_to_seqio_ids(params)
   emb, kernel, bias = (out["token_embedder"]["embedding"], out["lm_head"]["kernel"],
                        out["lm_head"]["bias"])
   hf_emb, hf_kernel, hf_bias = (params["token_embedder"]["embedding"],
@@ -38,19 +39,20 @@ def test_gptj_params_to_seqio_ids_swaps_pad_and_bang():
   np.testing.assert_array_equal(kernel[:, bang], hf_kernel[:, 0])
   assert bias[bang] == hf_bias[0]
   np.testing.assert_array_equal(emb[0], hf_emb[eos])  # PAD embeds like <|endoftext|>
-  assert not kernel[:, 0].any() and bias[0] == convert.PAD_LOGIT_BIAS  # PAD never predicted
+  # PAD is never predicted.
+  assert not kernel[:, 0].any() and bias[0] == vocab_rows.PAD_LOGIT_BIAS
   others = np.r_[1:bang, bang + 1:rows]
   np.testing.assert_array_equal(emb[others], hf_emb[others])
   np.testing.assert_array_equal(bias[others], hf_bias[others])
   assert out["ln_f"] is params["ln_f"]
-  assert hf_bias[0] != convert.PAD_LOGIT_BIAS  # the input is not modified
+  assert hf_bias[0] != vocab_rows.PAD_LOGIT_BIAS  # the input is not modified
 
 
 def test_gptj_params_to_seqio_ids_needs_the_padded_rows():
   params = {"token_embedder": {"embedding": np.zeros((50257, 2))},
             "lm_head": {"kernel": np.zeros((2, 50257)), "bias": np.zeros(50257)}}
-  with pytest.raises(convert.ConvertError, match="50257"):
-    convert.gptj_params_to_seqio_ids(params)
+  with pytest.raises(ValueError, match="50257"):
+    vocab_rows.gptj_params_to_seqio_ids(params)
 
 
 @pytest.mark.parametrize("make,kind", [
@@ -152,6 +154,6 @@ def test_t5x_checkpoint_to_orbax_params(hf_tiny, tmp_path):
   from toolformer_jax.checkpoints import orbax_io  # pylint: disable=g-import-not-at-top
   params = orbax_io.restore_params(str(tmp_path / "orbax"))
   _, hf_params = hf_gptj.load_hf_gptj(str(hf_path))
-  expected = convert.gptj_params_to_seqio_ids(hf_params)
+  expected = vocab_rows.gptj_params_to_seqio_ids(hf_params)
   import jax  # pylint: disable=g-import-not-at-top
   jax.tree.map(np.testing.assert_array_equal, params, expected)
