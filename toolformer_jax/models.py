@@ -48,6 +48,8 @@ from t5x import models
 from t5x import utils
 import tensorflow as tf
 
+from toolformer_jax.checkpoints import t5x_export
+
 
 # --- model -----------------------------------------------------------------------------------
 @flax.struct.dataclass
@@ -151,48 +153,28 @@ def save_best_checkpointer(eval_task_name: str,
                            force_keep_period=force_keep_period)
 
 
-def _flat_names(tree: Mapping[str, Any]) -> dict:
-  return {"/".join(k): v for k, v in traverse_util.flatten_dict(dict(tree)).items()}
-
-
-def _shape_of(leaf: Any) -> Optional[tuple]:
-  shape = getattr(leaf, "shape", None)
-  return None if shape is None else tuple(shape)
-
-
 def initial_checkpoint_transform(ckpt_state: Mapping[str, Any],
                                  model_state: Mapping[str, Any],
                                  is_resuming: bool = False) -> Mapping[str, Any]:
   """Restore transformation for INITIAL_CHECKPOINT_PATH (see module docstring).
 
-  Raises ValueError naming the parameters the checkpoint lacks or has with another shape.
+  Raises ValueError (`t5x_export.T5xCheckpointError`, the check `convert --to t5x` runs too)
+  naming the parameters the checkpoint lacks or has with another shape.
   """
   if is_resuming:
     return ckpt_state
   if "target" not in ckpt_state:
     raise ValueError("the initial checkpoint has no 'target' (parameters); convert one with "
                      "`python -m toolformer_jax.convert --to t5x`")
-  want = _flat_names(model_state["target"])
-  have = _flat_names(ckpt_state["target"])
-  missing = sorted(set(want) - set(have))
-  wrong_shape = sorted(
-      f"{name}: checkpoint {_shape_of(have[name])} vs model {_shape_of(want[name])}"
-      for name in set(want) & set(have)
-      if _shape_of(have[name]) is not None and _shape_of(want[name]) is not None
-      and _shape_of(have[name]) != _shape_of(want[name]))
-  if missing or wrong_shape:
-    lines = [f"missing: {n}" for n in missing[:20]] + wrong_shape[:20]
-    raise ValueError(
-        "the initial checkpoint does not fit the model (is the model gin file the one the "
-        "checkpoint was converted for, with the same --scan_layers?): "
-        f"{len(missing)} missing, {len(wrong_shape)} mis-shaped parameters\n  " +
-        "\n  ".join(lines))
-  unused = sorted(set(have) - set(want))
+  unused = t5x_export.check_fit(
+      ckpt_state["target"], model_state["target"], allow_unexpected=True,
+      what="the initial checkpoint does not fit the model (is the model gin file the one the "
+      "checkpoint was converted for, with the same --scan_layers?)")
   if unused:
     logging.warning("initial checkpoint: %d parameters not in the model are ignored: %s",
-                    len(unused), unused[:10])
+                    len(unused), list(unused[:10]))
   logging.info("initial checkpoint: restoring %d parameters; step and optimizer state "
-               "start fresh", len(want))
+               "start fresh", len(traverse_util.flatten_dict(dict(model_state["target"]))))
   return {"target": ckpt_state["target"]}
 
 

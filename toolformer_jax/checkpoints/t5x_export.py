@@ -16,7 +16,7 @@ Saving needs t5x (imported here); loading needs only orbax.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from flax import traverse_util
 import flax.linen as nn
@@ -39,6 +39,42 @@ def network_variable_shapes(module: nn.Module, length: int = 8) -> Mapping[str, 
       lambda: module.init(jax.random.PRNGKey(0), tokens, tokens, enable_dropout=False))
 
 
+def _flat_shapes(tree: Mapping[str, Any]) -> Dict[str, Optional[Tuple[int, ...]]]:
+  """{"a/b/kernel": shape} of a nested parameter dict (None where a leaf has no shape)."""
+  flat = traverse_util.flatten_dict(dict(tree))
+  return {"/".join(k): (None if getattr(v, "shape", None) is None else tuple(v.shape))
+          for k, v in flat.items()}
+
+
+def check_fit(params: Mapping[str, Any], wanted: Mapping[str, Any], *, what: str,
+              allow_unexpected: bool = False, max_listed: int = 20) -> Tuple[str, ...]:
+  """The one check that a parameter tree fits the one a model wants (names and shapes).
+
+  `params` and `wanted` are nested dicts whose leaves have `.shape` (arrays,
+  ShapeDtypeStructs, t5x's lazy arrays); a leaf without a shape matches any shape.
+  Raises T5xCheckpointError ("<what>: N missing, M mis-shaped[, K unexpected]
+  parameters", then one line per parameter) when a wanted parameter is missing or has
+  another shape, or (unless `allow_unexpected`) `params` has one the model does not.
+  Returns the names of the unexpected parameters.
+  """
+  have, want = _flat_shapes(params), _flat_shapes(wanted)
+  missing = sorted(set(want) - set(have))
+  unexpected = sorted(set(have) - set(want))
+  mis_shaped = sorted(n for n in set(want) & set(have)
+                      if None not in (have[n], want[n]) and have[n] != want[n])
+  counts = [(len(missing), "missing"), (len(mis_shaped), "mis-shaped")]
+  if not allow_unexpected:
+    counts.append((len(unexpected), "unexpected"))
+  if any(n for n, _ in counts):
+    lines = ([f"missing: {n} {want[n]}" for n in missing[:max_listed]] +
+             [f"{n}: checkpoint {have[n]} vs model {want[n]}" for n in mis_shaped[:max_listed]])
+    if not allow_unexpected:
+      lines += [f"unexpected: {n} {have[n]}" for n in unexpected[:max_listed]]
+    raise T5xCheckpointError(f"{what}: " + ", ".join(f"{n} {label}" for n, label in counts) +
+                             " parameters\n  " + "\n  ".join(lines))
+  return tuple(unexpected)
+
+
 def check_params(params: Mapping[str, Any], module: nn.Module) -> Mapping[str, Any]:
   """Raises T5xCheckpointError unless `params` has exactly the module's names and shapes.
 
@@ -48,17 +84,7 @@ def check_params(params: Mapping[str, Any], module: nn.Module) -> Mapping[str, A
   if "params_axes" not in variables:
     raise T5xCheckpointError(f"{type(module).__name__} declares no params_axes (create its "
                              "parameters with flax.linen.partitioning.param_with_axes)")
-  want = {"/".join(k): v.shape for k, v in traverse_util.flatten_dict(
-      dict(variables["params"])).items()}
-  have = {"/".join(k): np.shape(v) for k, v in traverse_util.flatten_dict(dict(params)).items()}
-  problems = [f"missing {n} {want[n]}" for n in sorted(set(want) - set(have))]
-  problems += [f"unexpected {n} {have[n]}" for n in sorted(set(have) - set(want))]
-  problems += [f"{n}: shape {have[n]}, network wants {want[n]}"
-               for n in sorted(set(want) & set(have)) if tuple(have[n]) != tuple(want[n])]
-  if problems:
-    raise T5xCheckpointError(f"params do not fit {type(module).__name__}: " +
-                             "; ".join(problems[:20]) +
-                             (f" (+{len(problems) - 20} more)" if len(problems) > 20 else ""))
+  check_fit(params, variables["params"], what=f"params do not fit {type(module).__name__}")
   return variables["params_axes"]
 
 
