@@ -7,8 +7,13 @@ float32 inference on this CPU, interleaved round by round so that machine noise 
 alike; compile time (jit) and the first PyTorch call are excluded.
 
   python benchmarks/forward.py [--batch 8] [--length 256] [--rounds 5] [--threads N]
+      [--models gptj_125m,smollm2_135m] [--scoring_only]
 
 Prints tokens/s per model and framework and the JAX/PyTorch ratio (median of the rounds).
+Then, for the first model, what the network's selected outputs save over full logits
+(time and XLA's peak temporary memory, same jit, interleaved rounds): log p of 5 chosen
+tokens per row (the filter's need) and of one token at every position (position
+sampling), each versus full [batch, length, vocab] logits + log_softmax + gather.
 """
 
 import argparse
@@ -115,6 +120,63 @@ def measure(name, module, params, torch_model, tokens, rounds):
   return jax_rate / torch_rate
 
 
+def _temp_bytes(jitted, *args) -> int:
+  """XLA's temporary (peak working) memory for one call, from the compiled executable."""
+  return int(jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes)
+
+
+def measure_scoring(name, module, params, tokens, rounds, positions_per_row=5):
+  """Selected log-probs versus full logits, at a few positions and at every position."""
+  batch, length = tokens.shape
+  rng = np.random.default_rng(1)
+  positions = jnp.asarray(np.sort(rng.integers(0, length, size=(batch, positions_per_row))),
+                          jnp.int32)
+  picked = jnp.asarray(rng.integers(1, module.config.vocab_size,
+                                    size=(batch, positions_per_row)), jnp.int32)
+  everywhere = jnp.full((batch, length), 11, jnp.int32)  # e.g. the id of " ["
+
+  def full_at_positions(p, t):
+    logp = jax.nn.log_softmax(module.apply({"params": p}, t, enable_dropout=False))
+    rows = jnp.take_along_axis(logp, positions[..., None], axis=1)  # [b, k, vocab]
+    return jnp.take_along_axis(rows, picked[..., None], axis=-1)[..., 0]
+
+  def selected_at_positions(p, t):
+    return module.apply({"params": p}, t, enable_dropout=False, output="log_probs",
+                        output_positions=positions, output_tokens=picked)
+
+  def full_everywhere(p, t):
+    logp = jax.nn.log_softmax(module.apply({"params": p}, t, enable_dropout=False))
+    return jnp.take_along_axis(logp, everywhere[..., None], axis=-1)[..., 0]
+
+  def selected_everywhere(p, t):
+    return module.apply({"params": p}, t, enable_dropout=False, output="log_probs",
+                        output_tokens=everywhere, chunk_size=64)
+
+  device_params, device_tokens = jax.device_put(params), jnp.asarray(tokens)
+  print(f"{name}: selected log-probs versus full logits (batch {batch} x {length})")
+  for label, full_fn, selected_fn in (
+      (f"{positions_per_row} positions/row", full_at_positions, selected_at_positions),
+      ("every position  ", full_everywhere, selected_everywhere)):
+    full_jit, selected_jit = jax.jit(full_fn), jax.jit(selected_fn)
+    diff = float(np.abs(np.asarray(full_jit(device_params, device_tokens))
+                        - np.asarray(selected_jit(device_params, device_tokens))).max())
+    full_mem = _temp_bytes(full_jit, device_params, device_tokens)
+    selected_mem = _temp_bytes(selected_jit, device_params, device_tokens)
+    full_times, selected_times = [], []
+    for _ in range(rounds):
+      start = time.perf_counter()
+      full_jit(device_params, device_tokens).block_until_ready()
+      full_times.append(time.perf_counter() - start)
+      start = time.perf_counter()
+      selected_jit(device_params, device_tokens).block_until_ready()
+      selected_times.append(time.perf_counter() - start)
+    full_t, selected_t = statistics.median(full_times), statistics.median(selected_times)
+    print(f"  {label}  full {full_t * 1e3:7.1f} ms {full_mem / 2**20:7.1f} MiB   "
+          f"selected {selected_t * 1e3:7.1f} ms {selected_mem / 2**20:7.1f} MiB   "
+          f"time full/selected {full_t / selected_t:4.2f}x   "
+          f"memory full/selected {full_mem / selected_mem:4.2f}x   max|diff| {diff:.1e}")
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=8)
@@ -122,13 +184,15 @@ def main(argv=None):
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--threads", type=int, default=os.cpu_count())
   parser.add_argument("--models", default="gptj_125m,smollm2_135m")
+  parser.add_argument("--scoring_only", action="store_true",
+                      help="only the selected-outputs comparison (no PyTorch rounds)")
   args = parser.parse_args(argv)
   torch.set_num_threads(args.threads)
   rng = np.random.default_rng(0)
   print(f"batch {args.batch} x length {args.length}, float32, {args.rounds} interleaved "
         f"rounds, torch threads {args.threads}, jax devices {jax.devices()}")
   with tempfile.TemporaryDirectory() as tmp:
-    for name in args.models.split(","):
+    for number, name in enumerate(args.models.split(",")):
       if name == "gptj_125m":
         module, params, torch_model = gptj_pair(tmp)
       elif name == "smollm2_135m":
@@ -138,7 +202,10 @@ def main(argv=None):
       vocab = module.config.vocab_size
       tokens = rng.integers(1, min(vocab, 50257), size=(args.batch, args.length),
                             dtype=np.int32)
-      measure(name, module, params, torch_model, tokens, args.rounds)
+      if not args.scoring_only:
+        measure(name, module, params, torch_model, tokens, args.rounds)
+      if number == 0:
+        measure_scoring(name, module, params, tokens, args.rounds)
       del module, params, torch_model
 
 
