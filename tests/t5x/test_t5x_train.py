@@ -1,13 +1,14 @@
 """`python -m t5x.train` with the project's gin files: learning, resumption, mesh sharding."""
+import shutil
 import subprocess
 import time
 
 import numpy as np
 import pytest
 
-from t5x_testlib import (REFERENCE_STEPS, TRAIN_GIN, checkpoint_steps, kill_group,
-                      max_abs_diff, read_scalars, run_t5x, subprocess_env, t5x_command,
-                      train_bindings)
+from t5x_testlib import (REFERENCE_LR, REFERENCE_STEPS, TRAIN_GIN, checkpoint_steps,
+                         kill_group, max_abs_diff, read_scalars, run_t5x, subprocess_env,
+                         t5x_command, train_bindings)
 
 
 def test_loss_drops_and_eval_reports_perplexity(reference_run):
@@ -26,21 +27,41 @@ def test_loss_drops_and_eval_reports_perplexity(reference_run):
   assert set(perplexity) == {REFERENCE_STEPS}
   assert perplexity[REFERENCE_STEPS] == pytest.approx(np.exp(loss[REFERENCE_STEPS]), rel=1e-4)
   assert perplexity[REFERENCE_STEPS] < 50400
-  # The schedule t5x logs is the paper's: warm-up over 10% of the steps, then constant.
+
+
+def test_logged_schedule_is_linear_warmup_over_10_percent_then_constant(reference_run):
+  """The learning rate t5x logged at every step: the paper's schedule, at REFERENCE_LR."""
   lr = read_scalars(reference_run.model_dir, "train", "learning_rate/current")
-  assert lr[REFERENCE_STEPS] == pytest.approx(1e-2)
+  assert sorted(lr) == list(range(1, REFERENCE_STEPS + 1)), lr
+  warmup = round(0.1 * REFERENCE_STEPS)
+  assert warmup == 2
+  # Logged at step s is the rate of the s-th update (optimizer step s - 1): it rises
+  # linearly from 0 over the first `warmup` updates, then stays at the peak.
+  assert lr[1] == 0.0
+  assert lr[2] == pytest.approx(REFERENCE_LR / 2, rel=1e-6)
+  assert all(lr[s] == pytest.approx(REFERENCE_LR, rel=1e-6)
+             for s in range(warmup + 1, REFERENCE_STEPS + 1)), lr
+  np.testing.assert_allclose(
+      [lr[s] for s in range(1, REFERENCE_STEPS + 1)],
+      [REFERENCE_LR * min(1.0, (s - 1) / warmup) for s in range(1, REFERENCE_STEPS + 1)],
+      rtol=1e-6, atol=0)
 
 
 def test_2x2_mesh_shards_params_on_model_and_matches_one_device(reference_run,
                                                                 initial_checkpoint, tmp_path):
   model_dir = tmp_path / "model"
-  steps = 6  # warm-up rounds to 1 step, as in the 12-step reference
+  steps = 6
   run = run_t5x("t5x.train", TRAIN_GIN,
                 train_bindings(model_dir, initial_checkpoint, steps,
                                EVAL_PERIOD=str(steps),
-                               # On CPU t5x ignores num_partitions (its CPU mesh puts every
-                               # local device on `model`): a 2x2 mesh needs the submesh.
-                               **{"partitioning.PjitPartitioner.num_partitions": "None",
+                               # The reference run's schedule (its 2-step warm-up), so
+                               # that the first steps' losses can be compared.
+                               **{"toolformer_models.learning_rate.train_steps":
+                                      str(REFERENCE_STEPS),
+                                  # On CPU t5x ignores num_partitions (its CPU mesh puts
+                                  # every local device on `model`): a 2x2 mesh needs the
+                                  # submesh.
+                                  "partitioning.PjitPartitioner.num_partitions": "None",
                                   "partitioning.PjitPartitioner.model_parallel_submesh":
                                       "(1, 1, 1, 2)",
                                   "train.train_eval_dataset_cfg": "None"}),
@@ -92,10 +113,19 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(reference_run,
   assert max_abs_diff(resumed, reference) <= 1e-6
 
 
-def test_second_invocation_resumes_to_new_train_steps(reference_run, tmp_path):
-  # Runs last in this file: it extends the reference run's MODEL_DIR (checkpoint_12 stays).
-  model_dir = reference_run.model_dir
-  assert checkpoint_steps(model_dir)[-1] == REFERENCE_STEPS
+@pytest.fixture
+def finished_run_dir(reference_run, tmp_path):
+  """A MODEL_DIR of its own holding the reference run's final checkpoint (left untouched)."""
+  model_dir = tmp_path / "model"
+  name = f"checkpoint_{REFERENCE_STEPS}"
+  shutil.copytree(reference_run.model_dir / name, model_dir / name)
+  return model_dir
+
+
+def test_second_invocation_resumes_to_new_train_steps(reference_run, finished_run_dir,
+                                                      tmp_path):
+  model_dir = finished_run_dir
+  assert checkpoint_steps(model_dir) == [REFERENCE_STEPS]
   new_steps = REFERENCE_STEPS + 4
   run = run_t5x("t5x.train", TRAIN_GIN,
                 train_bindings(model_dir, None, new_steps, EVAL_PERIOD=str(new_steps)),
@@ -104,7 +134,9 @@ def test_second_invocation_resumes_to_new_train_steps(reference_run, tmp_path):
   assert f"Starting main loop over steps {REFERENCE_STEPS}-{new_steps}" in run.log
   assert checkpoint_steps(model_dir)[-1] == new_steps
   losses = read_scalars(model_dir, "train", "loss")
-  assert set(range(REFERENCE_STEPS + 1, new_steps + 1)) <= set(losses)
+  assert sorted(losses) == list(range(REFERENCE_STEPS + 1, new_steps + 1)), losses
   # It continued from the trained state, not from scratch (ln 50400 = 10.8).
   assert max(losses[s] for s in range(REFERENCE_STEPS + 1, new_steps + 1)) < \
       np.mean([reference_run.losses[s] for s in (1, 2, 3)]) - 1.0
+  # The shared reference run was left as it was.
+  assert checkpoint_steps(reference_run.model_dir)[-1] == REFERENCE_STEPS
