@@ -1,5 +1,4 @@
 """toolformer_jax.models: the t5x glue (perplexity metric, schedule, restore transform, data)."""
-import dataclasses
 import functools
 
 import jax
@@ -19,7 +18,7 @@ VOCAB = 97
 
 
 def _model(**kwargs):
-  config = dataclasses.replace(gptj.GPTJ_PRESETS["tiny"], vocab_size=VOCAB)
+  config = gptj.GPTJConfig.from_preset("tiny", vocab_size=VOCAB)
   return models.ToolformerDecoderOnlyModel(
       module=gptj.GPTJ(config), vocabulary=seqio.PassThroughVocabulary(VOCAB),
       optimizer_def=optimizers.adamw(learning_rate=1e-3), **kwargs)

@@ -134,7 +134,7 @@ class RetrievalConfig:
   """Where the corpus and the index live, and how passages are cut and scored.
 
   corpus_path: a jsonl(.gz) {title, text} dump (e.g. KILT) or None for the bundled
-    English Wikipedia leads.
+    English Wikipedia leads (both read by `toolformer_jax.corpora.read_wikipedia`).
   cache_dir: index cache root; None: $TOOLFORMER_JAX_CACHE or ~/.cache/toolformer_jax.
   """
 
