@@ -8,6 +8,8 @@ from toolformer_jax import demo
 
 
 @pytest.mark.slow
+# ~200 s on 2 busy cores, near the 300 s default: room for a slower machine.
+@pytest.mark.timeout(900)
 def test_demo_runs_every_existing_stage(tmp_path):
   assert demo.main(["--out_dir", str(tmp_path), "--max_new_tokens", "6",
                     "--finetune_steps", "2"]) == 0

@@ -114,6 +114,7 @@ def _transformers_scores(model, texts):
   return scores
 
 
+@pytest.mark.slow  # ~35 s each on 2 cores
 @pytest.mark.parametrize("scanned", [False, True], ids=["unrolled", "scanned"])
 def test_converted_hf_gptj_scores_like_transformers_in_t5x_infer(hf_tiny, tmp_path, scanned):
   """Scanned: the layer layout of gptj_1b/gptj_6b (nn.scan over layers, full remat)."""

@@ -84,6 +84,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow  # ~40 s on 2 cores
 def test_two_processes_train_on_one_4_device_mesh(initial_checkpoint, tmp_path):
   """Two t5x.train processes on localhost (2 fake CPU devices each) form one 2x2 mesh."""
   model_dir = tmp_path / "model"

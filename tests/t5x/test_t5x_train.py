@@ -80,6 +80,7 @@ def test_2x2_mesh_shards_params_on_model_and_matches_one_device(reference_run,
         step, losses, reference_run.losses)
 
 
+@pytest.mark.slow  # ~40 s on 2 cores
 def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(reference_run,
                                                               initial_checkpoint, tmp_path):
   model_dir = tmp_path / "model"

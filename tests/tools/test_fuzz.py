@@ -11,6 +11,8 @@ import random
 import re
 import time
 
+import pytest
+
 from toolformer_jax.tools import base
 from toolformer_jax.tools import calculator
 from toolformer_jax.tools import calendar
@@ -171,6 +173,7 @@ def test_inputs_are_many_and_varied():
   assert inputs == adversarial_inputs()
 
 
+@pytest.mark.slow  # ~55 s on 2 cores
 def test_fuzz_parser_and_every_tool(index, mt_tool, tmp_path, monkeypatch, capsys):
   monkeypatch.chdir(tmp_path)
   inputs = adversarial_inputs()
