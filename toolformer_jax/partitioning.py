@@ -35,10 +35,13 @@ T5X_STANDARD_RULES: Rules = (
     ("length", None),
     ("layers", None),
 )
-# What the project adds to t5x's rules: `kv_heads` for grouped-query attention. t5x's runs
-# get it through `t5x_additional_rules` (bound in gin/models/base/decoder.gin).
+# What the project adds to t5x's rules: `kv_heads` for grouped-query attention and
+# `lora_rank`, the low-rank axis of LoRA adapters (replicated; their other axes shard as
+# their kernel's). t5x's runs get them through `t5x_additional_rules` (bound in
+# gin/models/base/decoder.gin).
 PROJECT_RULES: Rules = (
     ("kv_heads", "model"),
+    ("lora_rank", None),
 )
 # The rules of the project's own jitted code; axis names not listed are replicated.
 LOGICAL_AXIS_RULES: Rules = T5X_STANDARD_RULES + PROJECT_RULES

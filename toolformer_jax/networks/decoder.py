@@ -47,6 +47,11 @@ def _check_dtype_name(owner: str, field: str, name: str) -> None:
     raise ValueError(f"{owner}.{field}={name!r} must be one of {DTYPES}")
 
 
+# Projections a LoRA adapter can target, family-neutral: the attention projections, and
+# the MLP's input side (GPT-J fc_in; LLaMA gate and up) and output side (fc_out; down).
+LORA_TARGETS = ("query", "key", "value", "out", "mlp_in", "mlp_out")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DecoderConfig:
   """Sizes and numerics every decoder family shares.
@@ -56,6 +61,12 @@ class DecoderConfig:
   unless it is given explicitly, which overrides the preset; `FALLBACKS` fill what is
   still unset. `dtype` is the compute dtype
   and `param_dtype` the storage dtype, both dtype names so gin can bind them.
+
+  LoRA (`toolformer_jax.networks.lora`): `lora_rank` > 0 adds a low-rank adapter
+  W + (lora_alpha / lora_rank) A B to every projection named in `lora_targets` (a subset
+  of LORA_TARGETS), with dropout `lora_dropout` on the adapter's input and the adapters
+  stored in `lora_param_dtype` (the base weights stay in `param_dtype`, which may be
+  lower). `lora_rank = 0` (the default) is the plain network with today's parameter tree.
   """
   PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
   # Values for None fields that neither the preset nor the caller gives.
@@ -72,6 +83,11 @@ class DecoderConfig:
   param_dtype: str = "float32"
   scan_layers: bool = False
   remat_policy: str = "none"
+  lora_rank: int = 0
+  lora_alpha: float = 16.0
+  lora_dropout: float = 0.0
+  lora_targets: Tuple[str, ...] = LORA_TARGETS
+  lora_param_dtype: str = "float32"
 
   @classmethod
   def from_preset(cls, name: str, **overrides):
@@ -103,9 +119,66 @@ class DecoderConfig:
     _check_dtype_name(owner, "param_dtype", self.param_dtype)
     layers.check_remat_policy(self.remat_policy)
     self.validate()
+    self._validate_lora(owner)
 
   def validate(self) -> None:
     """Family-specific checks (raise ValueError)."""
+
+  def _validate_lora(self, owner: str) -> None:
+    rank, alpha, dropout = self.lora_rank, self.lora_alpha, self.lora_dropout
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+      raise ValueError(f"{owner}.lora_rank must be an int >= 0 (0: no adapters), got {rank!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+      raise ValueError(f"{owner}.lora_alpha must be a number > 0, got {alpha!r}")
+    if (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
+        or not 0 <= dropout < 1):
+      raise ValueError(f"{owner}.lora_dropout must be in [0, 1), got {dropout!r}")
+    targets = self.lora_targets
+    if isinstance(targets, str) or not isinstance(targets, (tuple, list)):
+      raise ValueError(f"{owner}.lora_targets must be a sequence of names from "
+                       f"{LORA_TARGETS}, got {targets!r}")
+    targets = tuple(targets)
+    object.__setattr__(self, "lora_targets", targets)  # hashable (gin may give a list)
+    unknown = [t for t in targets if t not in LORA_TARGETS]
+    if unknown:
+      raise ValueError(f"{owner}.lora_targets: unknown {unknown}; choose from {LORA_TARGETS}")
+    if len(set(targets)) != len(targets):
+      raise ValueError(f"{owner}.lora_targets has duplicates: {targets}")
+    _check_dtype_name(owner, "lora_param_dtype", self.lora_param_dtype)
+    if rank == 0:
+      return
+    if not targets:
+      raise ValueError(f"{owner}.lora_targets is empty but lora_rank={rank}; name at least "
+                       f"one of {LORA_TARGETS} (or set lora_rank=0)")
+    spec = self.attention_spec
+    sides = {"query": (self.d_model, spec.num_heads * spec.head_dim),
+             "key": (self.d_model, spec.num_kv_heads * spec.head_dim),
+             "value": (self.d_model, spec.num_kv_heads * spec.head_dim),
+             "out": (spec.num_heads * spec.head_dim, self.d_model),
+             "mlp_in": (self.d_model, self.d_ff), "mlp_out": (self.d_ff, self.d_model)}
+    too_small = {t: sides[t] for t in targets if rank > min(sides[t])}
+    if too_small:
+      raise ValueError(f"{owner}.lora_rank={rank} exceeds a side of the targeted "
+                       f"projections (in, out) {too_small}: the update would not be low-rank")
+
+  @property
+  def lora(self) -> Optional[layers.LoraSpec]:
+    """The adapter every targeted projection gets, or None (lora_rank = 0)."""
+    if self.lora_rank == 0:
+      return None
+    return layers.LoraSpec(rank=self.lora_rank, alpha=float(self.lora_alpha),
+                           dropout=float(self.lora_dropout),
+                           param_dtype=jnp.dtype(self.lora_param_dtype))
+
+  def lora_for(self, target: str) -> Optional[layers.LoraSpec]:
+    """`lora` if `target` (a name in LORA_TARGETS) is adapted, else None."""
+    if target not in LORA_TARGETS:
+      raise ValueError(f"unknown LoRA target {target!r}; choose from {LORA_TARGETS}")
+    return self.lora if target in self.lora_targets else None
+
+  @property
+  def attention_lora_targets(self) -> Tuple[str, ...]:
+    return tuple(t for t in self.lora_targets if t in ("query", "key", "value", "out"))
 
   @property
   def jnp_dtype(self):
@@ -199,8 +272,9 @@ class Decoder(nn.Module):
   Masking follows t5x: without `decoder_target_tokens` attention is purely causal; with
   them, keys whose target is 0 are masked; `decoder_segment_ids` and `decoder_positions`
   describe packed sequences; `decoder_causal_attention` (1 on an inputs prefix) makes the
-  prefix bidirectional. The project's networks have no dropout, so `enable_dropout`
-  changes nothing; `max_decode_length` is accepted for t5x (the cache length is fixed when
+  prefix bidirectional. The only dropout is LoRA's (`lora_dropout`, on the adapters'
+  inputs), which `enable_dropout` turns on (it then needs a 'dropout' rng, as t5x's
+  training step passes); `max_decode_length` is accepted for t5x (the cache length is fixed when
   the cache is created).
   """
   config: DecoderConfig
@@ -238,7 +312,7 @@ class Decoder(nn.Module):
                output_positions: Optional[Array] = None,
                output_tokens: Optional[Array] = None,
                chunk_size: int = 128) -> Array:
-    del enable_dropout, max_decode_length
+    del max_decode_length
     cfg = self.config
     if decode and prefill:
       raise ValueError("decode and prefill cannot both be set")
@@ -265,7 +339,9 @@ class Decoder(nn.Module):
     x = embedder(tokens)  # [batch, length, embed]
     x = layers.with_sharding_constraint(x, ("batch", "length", "embed"))
     x = layers.run_layer_stack(
-        self.block_cls, dict(config=cfg, decode=decode, prefill=prefill), cfg.num_layers,
+        self.block_cls,
+        dict(config=cfg, decode=decode, prefill=prefill, deterministic=not enable_dropout),
+        cfg.num_layers,
         cfg.scan_layers, cfg.remat_policy, x, positions, mask, prefill_lengths,
         decode_lengths)  # [batch, length, embed]
     x = self.make_norm(self.final_norm_name)(x)  # [batch, length, embed]

@@ -18,6 +18,9 @@ Parameter tree (unrolled layout; `scan_layers=True` puts the blocks under
   layers_{i}/mlp/fc_out/kernel    [mlp, embed]    bias [embed]
   ln_f/{scale,bias}               [embed]
   lm_head/kernel                  [embed, vocab]  bias [vocab]
+
+With `lora_rank` r > 0 every targeted projection also holds `lora_a` [inputs..., r] and
+`lora_b` [r, outputs...] beside its kernel (`toolformer_jax.networks.lora`).
 """
 
 from __future__ import annotations
@@ -98,16 +101,18 @@ class GPTJMLP(nn.Module):
   config: GPTJConfig
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
+  def __call__(self, x: Array, deterministic: bool = True) -> Array:
     cfg = self.config
     h = layers.DenseGeneral(features=(cfg.d_ff,), kernel_axes=("embed", "mlp"), use_bias=True,
                             bias_axes=("mlp",), dtype=cfg.jnp_dtype,
-                            param_dtype=cfg.jnp_param_dtype, name="fc_in")(x)  # [b, l, mlp]
+                            param_dtype=cfg.jnp_param_dtype, lora=cfg.lora_for("mlp_in"),
+                            name="fc_in")(x, deterministic)  # [b, l, mlp]
     h = jax.nn.gelu(h, approximate=True)
     h = layers.with_sharding_constraint(h, ("batch", "length", "mlp"))
     return layers.DenseGeneral(features=(cfg.d_model,), kernel_axes=("mlp", "embed"),
                                use_bias=True, bias_axes=("embed",), dtype=cfg.jnp_dtype,
-                               param_dtype=cfg.jnp_param_dtype, name="fc_out")(h)  # [b, l, e]
+                               param_dtype=cfg.jnp_param_dtype, lora=cfg.lora_for("mlp_out"),
+                               name="fc_out")(h, deterministic)  # [b, l, embed]
 
 
 class GPTJBlock(nn.Module):
@@ -115,6 +120,7 @@ class GPTJBlock(nn.Module):
   config: GPTJConfig
   decode: bool = False
   prefill: bool = False
+  deterministic: bool = True  # False enables LoRA dropout
 
   @nn.compact
   def __call__(self, x: Array, positions: Array, mask: Optional[Array],
@@ -123,11 +129,13 @@ class GPTJBlock(nn.Module):
     h = layers.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=cfg.jnp_dtype,
                          param_dtype=cfg.jnp_param_dtype, name="ln")(x)  # [b, l, embed]
     attn = layers.SelfAttention(cfg.attention_spec, dtype=cfg.jnp_dtype,
-                                param_dtype=cfg.jnp_param_dtype, name="attn")(
+                                param_dtype=cfg.jnp_param_dtype, lora=cfg.lora,
+                                lora_targets=cfg.attention_lora_targets, name="attn")(
                                     h, positions, mask, decode=self.decode,
                                     prefill=self.prefill, prefill_lengths=prefill_lengths,
-                                    decode_lengths=decode_lengths)
-    mlp = GPTJMLP(cfg, name="mlp")(h)
+                                    decode_lengths=decode_lengths,
+                                    deterministic=self.deterministic)
+    mlp = GPTJMLP(cfg, name="mlp")(h, self.deterministic)
     y = x + attn + mlp  # [batch, length, embed]
     return layers.with_sharding_constraint(y, ("batch", "length", "embed"))
 

@@ -5,6 +5,7 @@ Every parameter is created with `flax.linen.partitioning.param_with_axes`, so a
 mesh (see `toolformer_jax.partitioning`). Logical axis names used here:
 
   vocab, embed, mlp, heads, kv_heads, kv, layers  (parameters)
+  lora_rank                                       (LoRA adapters' low-rank axis: replicated)
   batch, length, heads, kv                        (activations)
 
 The attention layer follows t5x's decoding protocol:
@@ -25,7 +26,6 @@ The batch axis leads every cache leaf, so t5x can tile it for `num_decodes > 1`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, Optional, Sequence, Tuple
 
 import flax.linen as nn
@@ -48,11 +48,45 @@ def _normalize_axes(axes: Sequence[int], ndim: int) -> Tuple[int, ...]:
   return tuple(a if a >= 0 else ndim + a for a in axes)
 
 
+LORA_AXIS = "lora_rank"  # logical name of the adapters' low-rank axis (replicated)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraSpec:
+  """A LoRA adapter (Hu et al. 2021) on a projection: `y = x W + (alpha / rank) x A B`.
+
+  A (`lora_a`, [inputs..., rank]) starts random (normal, stddev 1/sqrt(fan_in)) and B
+  (`lora_b`, [rank, outputs...]) at zero, so an adapted network starts as its base.
+  `dropout` applies to the adapter's input only (when dropout is enabled); the adapters
+  are stored in `param_dtype` whatever the base kernel's dtype.
+  """
+  rank: int
+  alpha: float
+  dropout: float = 0.0
+  param_dtype: DType = jnp.float32
+
+  @property
+  def scale(self) -> float:
+    return self.alpha / self.rank
+
+
+def lora_a_init(fan_in_axes: Tuple[int, ...]) -> Initializer:
+  """normal(0, 1/fan_in) over the input axes of A (the leading ones)."""
+  def init(key, shape, dtype=jnp.float32):
+    fan_in = int(np.prod([shape[a] for a in fan_in_axes]))
+    return (jax.random.normal(key, shape, jnp.float32) / np.sqrt(fan_in)).astype(dtype)
+  return init
+
+
 class DenseGeneral(nn.Module):
   """A linear map over one or more trailing input axes to one or more output axes.
 
   `kernel_axes` names every kernel dimension (input axes first, then outputs);
-  `bias_axes` names the output dimensions.
+  `bias_axes` names the output dimensions. With `lora` the map gains a low-rank adapter
+  (`LoraSpec`): `lora_a` [inputs..., rank] with the kernel's input axis names and
+  `lora_b` [rank, outputs...] with its output axis names, the rank axis named
+  `LORA_AXIS`, so adapters shard like their kernel. `deterministic=False` enables the
+  adapter's dropout (it needs a 'dropout' rng).
   """
   features: Tuple[int, ...]
   kernel_axes: Tuple[str, ...]
@@ -62,9 +96,10 @@ class DenseGeneral(nn.Module):
   dtype: DType = jnp.float32
   param_dtype: DType = jnp.float32
   kernel_init: Initializer = nn.initializers.normal(stddev=0.02)
+  lora: Optional[LoraSpec] = None
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
+  def __call__(self, x: Array, deterministic: bool = True) -> Array:
     features = tuple(self.features)
     axis = _normalize_axes(self.axis, x.ndim)
     in_shape = tuple(x.shape[a] for a in axis)
@@ -76,6 +111,8 @@ class DenseGeneral(nn.Module):
     kernel = kernel.astype(self.dtype)
     contract = (axis, tuple(range(len(axis))))
     y = jax.lax.dot_general(x.astype(self.dtype), kernel, (contract, ((), ())))
+    if self.lora is not None:
+      y = y + self._adapter(x, axis, in_shape, features, deterministic)
     if self.use_bias:
       if len(self.bias_axes) != len(features):
         raise ValueError(f"bias_axes {self.bias_axes} do not match features {features}")
@@ -83,6 +120,23 @@ class DenseGeneral(nn.Module):
                              axes=tuple(self.bias_axes))
       y = y + bias.astype(self.dtype)
     return y
+
+  def _adapter(self, x: Array, axis: Tuple[int, ...], in_shape: Tuple[int, ...],
+               features: Tuple[int, ...], deterministic: bool) -> Array:
+    """(alpha / rank) * dropout(x) A B: [..., outputs...]."""
+    spec, n_in = self.lora, len(in_shape)
+    a = param_with_axes("lora_a", lora_a_init(tuple(range(n_in))), in_shape + (spec.rank,),
+                        spec.param_dtype, axes=tuple(self.kernel_axes[:n_in]) + (LORA_AXIS,))
+    b = param_with_axes("lora_b", nn.initializers.zeros, (spec.rank,) + features,
+                        spec.param_dtype, axes=(LORA_AXIS,) + tuple(self.kernel_axes[n_in:]))
+    if spec.dropout > 0:
+      x = nn.Dropout(rate=spec.dropout, name="lora_dropout")(x, deterministic=deterministic)
+    contract = (axis, tuple(range(n_in)))
+    low = jax.lax.dot_general(x.astype(self.dtype), a.astype(self.dtype),
+                              (contract, ((), ())))  # [..., rank] (x's other axes first)
+    delta = jax.lax.dot_general(low, b.astype(self.dtype),
+                                (((low.ndim - 1,), (0,)), ((), ())))  # [..., outputs...]
+    return delta * jnp.asarray(spec.scale, self.dtype)
 
 
 class Embed(nn.Module):
@@ -233,27 +287,40 @@ class AttentionSpec:
 
 
 class SelfAttention(nn.Module):
-  """Causal self-attention with rotary positions and t5x's KV-cache protocol."""
+  """Causal self-attention with rotary positions and t5x's KV-cache protocol.
+
+  `lora` adds an adapter to each projection named in `lora_targets` (query, key, value,
+  out); `deterministic=False` enables the adapters' dropout.
+  """
   spec: AttentionSpec
   dtype: DType = jnp.float32
   param_dtype: DType = jnp.float32
   kernel_init: Initializer = nn.initializers.normal(stddev=0.02)
+  lora: Optional[LoraSpec] = None
+  lora_targets: Tuple[str, ...] = ()
+
+  def _proj(self, name: str, **kwargs) -> DenseGeneral:
+    return DenseGeneral(use_bias=self.spec.use_bias, dtype=self.dtype,
+                        param_dtype=self.param_dtype, kernel_init=self.kernel_init,
+                        lora=self.lora if name in self.lora_targets else None, name=name,
+                        **kwargs)
 
   @nn.compact
   def __call__(self, x: Array, positions: Array, mask: Optional[Array], *,
                decode: bool = False, prefill: bool = False,
                prefill_lengths: Optional[Array] = None,
-               decode_lengths: Optional[Array] = None) -> Array:
+               decode_lengths: Optional[Array] = None,
+               deterministic: bool = True) -> Array:
     s = self.spec
-    proj = functools.partial(DenseGeneral, use_bias=s.use_bias, dtype=self.dtype,
-                             param_dtype=self.param_dtype, kernel_init=self.kernel_init)
-    query = proj(features=(s.num_heads, s.head_dim), kernel_axes=("embed", "heads", "kv"),
-                 bias_axes=("heads", "kv"), name="query")(x)  # [b, l, heads, head_dim]
-    key = proj(features=(s.num_kv_heads, s.head_dim), kernel_axes=("embed", "kv_heads", "kv"),
-               bias_axes=("kv_heads", "kv"), name="key")(x)  # [b, l, kv_heads, head_dim]
-    value = proj(features=(s.num_kv_heads, s.head_dim),
-                 kernel_axes=("embed", "kv_heads", "kv"), bias_axes=("kv_heads", "kv"),
-                 name="value")(x)  # [b, l, kv_heads, head_dim]
+    query = self._proj("query", features=(s.num_heads, s.head_dim),
+                       kernel_axes=("embed", "heads", "kv"), bias_axes=("heads", "kv"))(
+                           x, deterministic)  # [b, l, heads, head_dim]
+    key = self._proj("key", features=(s.num_kv_heads, s.head_dim),
+                     kernel_axes=("embed", "kv_heads", "kv"), bias_axes=("kv_heads", "kv"))(
+                         x, deterministic)  # [b, l, kv_heads, head_dim]
+    value = self._proj("value", features=(s.num_kv_heads, s.head_dim),
+                       kernel_axes=("embed", "kv_heads", "kv"),
+                       bias_axes=("kv_heads", "kv"))(x, deterministic)  # [b, l, kv_heads, hd]
     query = with_sharding_constraint(query, ("batch", "length", "heads", "kv"))
     key = with_sharding_constraint(key, ("batch", "length", "kv_heads", "kv"))
     value = with_sharding_constraint(value, ("batch", "length", "kv_heads", "kv"))
@@ -316,10 +383,9 @@ class SelfAttention(nn.Module):
       out = dot_product_attention(query, key, value, mask, self.dtype)
 
     out = with_sharding_constraint(out, ("batch", "length", "heads", "kv"))
-    return DenseGeneral(features=(x.shape[-1],), axis=(-2, -1),
-                        kernel_axes=("heads", "kv", "embed"), use_bias=s.use_bias,
-                        bias_axes=("embed",), dtype=self.dtype, param_dtype=self.param_dtype,
-                        kernel_init=self.kernel_init, name="out")(out)
+    return self._proj("out", features=(x.shape[-1],), axis=(-2, -1),
+                      kernel_axes=("heads", "kv", "embed"), bias_axes=("embed",))(
+                          out, deterministic)
 
 
 # ----------------------------------------------------------------------------- layer stack

@@ -23,6 +23,10 @@ leading `layers` axis):
   layers_{i}/mlp/down/kernel              [mlp, embed]
   final_norm/scale                        [embed]
   lm_head/kernel                          [embed, vocab]   (only when tie_embeddings=False)
+
+With `lora_rank` r > 0 every targeted projection also holds `lora_a` [inputs..., r] and
+`lora_b` [r, outputs...] beside its kernel (`toolformer_jax.networks.lora`; the MLP
+targets are mlp_in = gate and up, mlp_out = down).
 """
 
 from __future__ import annotations
@@ -95,18 +99,20 @@ class SwiGLU(nn.Module):
   config: LlamaConfig
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
+  def __call__(self, x: Array, deterministic: bool = True) -> Array:
     cfg = self.config
 
-    def dense(features, axes, name):
+    def dense(features, axes, target, name):
       return layers.DenseGeneral(features=(features,), kernel_axes=axes, dtype=cfg.jnp_dtype,
-                                 param_dtype=cfg.jnp_param_dtype, name=name)
+                                 param_dtype=cfg.jnp_param_dtype, lora=cfg.lora_for(target),
+                                 name=name)
 
-    gate = dense(cfg.d_ff, ("embed", "mlp"), "gate")(x)  # [batch, length, mlp]
-    up = dense(cfg.d_ff, ("embed", "mlp"), "up")(x)  # [batch, length, mlp]
+    gate = dense(cfg.d_ff, ("embed", "mlp"), "mlp_in", "gate")(x, deterministic)  # [b, l, mlp]
+    up = dense(cfg.d_ff, ("embed", "mlp"), "mlp_in", "up")(x, deterministic)  # [b, l, mlp]
     hidden = nn.silu(gate) * up  # [batch, length, mlp]
     hidden = layers.with_sharding_constraint(hidden, ("batch", "length", "mlp"))
-    return dense(cfg.d_model, ("mlp", "embed"), "down")(hidden)  # [batch, length, embed]
+    return dense(cfg.d_model, ("mlp", "embed"), "mlp_out", "down")(
+        hidden, deterministic)  # [batch, length, embed]
 
 
 def _rms_norm(config: LlamaConfig, name: str) -> nn.Module:
@@ -119,6 +125,7 @@ class LlamaBlock(nn.Module):
   config: LlamaConfig
   decode: bool = False
   prefill: bool = False
+  deterministic: bool = True  # False enables LoRA dropout
 
   @nn.compact
   def __call__(self, x: Array, positions: Array, mask: Optional[Array],
@@ -127,13 +134,15 @@ class LlamaBlock(nn.Module):
     # x: [batch, length, embed]
     h = _rms_norm(cfg, "attention_norm")(x)
     h = layers.SelfAttention(cfg.attention_spec, dtype=cfg.jnp_dtype,
-                             param_dtype=cfg.jnp_param_dtype, name="attention")(
+                             param_dtype=cfg.jnp_param_dtype, lora=cfg.lora,
+                             lora_targets=cfg.attention_lora_targets, name="attention")(
                                  h, positions, mask, decode=self.decode, prefill=self.prefill,
                                  prefill_lengths=prefill_lengths,
-                                 decode_lengths=decode_lengths)
+                                 decode_lengths=decode_lengths,
+                                 deterministic=self.deterministic)
     x = x + h
     x = layers.with_sharding_constraint(x, ("batch", "length", "embed"))
-    h = SwiGLU(cfg, name="mlp")(_rms_norm(cfg, "mlp_norm")(x))
+    h = SwiGLU(cfg, name="mlp")(_rms_norm(cfg, "mlp_norm")(x), self.deterministic)
     x = x + h
     return layers.with_sharding_constraint(x, ("batch", "length", "embed"))
 
