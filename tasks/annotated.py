@@ -37,6 +37,7 @@ import seqio
 import tensorflow as tf
 
 from toolformer_jax import corpora
+from toolformer_jax.annotate import schema
 from toolformer_tasks import lm
 from toolformer_tasks import vocabularies
 
@@ -44,7 +45,7 @@ ANNOTATED_DIR_ENV = "TOOLFORMER_ANNOTATED_DIR"
 MIXTURE = "toolformer_all"
 TASK_PREFIX = "toolformer_"
 SHARD_PATTERNS = ("*.jsonl", "*.jsonl.gz", "*.tfrecord", "*.tfrecord.gz")
-EXCLUDED_NAME_PARTS = ("candidate", "rejected")
+EXCLUDED_NAME_PARTS = ("candidate", "rejected")  # matches schema.CANDIDATES_FILE_PART
 
 
 def tool_task_name(tool: str, suffix: str = "") -> str:
@@ -82,7 +83,7 @@ def _is_tfrecord(path: str) -> bool:
 
 
 # --- record parsing --------------------------------------------------------------------------
-RECORD_FIELDS = ("tool", "text")
+RECORD_FIELDS = schema.TRAINING_FIELDS  # written by toolformer_jax.annotate
 
 
 def usable_fields(record: dict, stats: corpora.ReadStats,

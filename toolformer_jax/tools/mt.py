@@ -73,6 +73,11 @@ def _identifier() -> langid.LanguageIdentifier:
     return _IDENTIFIER
 
 
+def identify_language(text: str) -> str:
+  """py3langid's language code for `text` (e.g. 'en', 'es')."""
+  return _identifier().classify(text)[0]
+
+
 def clean_text(text: str) -> str:
   """One line: control characters (NUL, newlines, ...) become spaces; spaces collapse."""
   text = "".join(" " if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") else c

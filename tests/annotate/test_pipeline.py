@@ -1,0 +1,193 @@
+"""The annotation CLI end to end on a tiny random GPT-J: outputs, resume, bad input, hosts.
+
+The tiny model proposes junk, so the run forces the tool name after " [" and uses
+WikiSearch, which answers any query: calls are executed, scored and (with tau_f = -100)
+kept, so every output file has content.
+"""
+
+import gzip
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import transformers
+
+from toolformer_jax.annotate import schema
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TEXTS = [f"Article {k}: the river {name} flows {k * 7} kilometres to the sea near {town}."
+         for k, (name, town) in enumerate(zip(
+             ["Alda", "Berin", "Corva", "Delm", "Esk", "Fane", "Gryll", "Holt", "Ister",
+              "Jura", "Kern", "Lorn"],
+             ["Porto", "Lyon", "Graz", "Split", "Turku", "Cork", "Bari", "Gent", "Brno",
+              "Pula", "Oulu", "Kiel"]))]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+  config = transformers.GPTJConfig(vocab_size=50400, n_embd=32, n_layer=1, n_head=2,
+                                   rotary_dim=8, n_inner=64, n_positions=1024)
+  torch.manual_seed(0)
+  path = tmp_path_factory.mktemp("tiny_gptj")
+  transformers.GPTJForCausalLM(config).save_pretrained(path, safe_serialization=True)
+  return str(path)
+
+
+def _corpus(path, corrupt=False):
+  lines = [json.dumps({"id": f"doc{k}", "text": t}) for k, t in enumerate(TEXTS)]
+  if corrupt:
+    lines.insert(3, "{not json")
+    lines.insert(7, json.dumps({"id": "no_text"}))
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return str(path)
+
+
+def _command(checkpoint, corpus, out, *extra):
+  return [sys.executable, "-m", "toolformer_jax.annotate", "--gin_search_paths=gin",
+          "--gin_file=models/gptj_tiny.gin", "--gin_file=runs/annotate_gptj.gin",
+          f"--gin.CHECKPOINT='{checkpoint}'", f"--gin.ANNOTATE_DIR='{out}'",
+          f"--gin.CORPUS='{corpus}'", "--gin.TOOLS=['WikiSearch']",
+          "--gin.driver.run.tool_overrides={'WikiSearch': {'tau_s': 0.0, "
+          "'top_k_positions': 3, 'calls_per_position': 4, 'tau_f': -100.0}}",
+          "--gin.sampling.SamplingConfig.force_tool_name=True",
+          "--gin.sampling.SamplingConfig.max_call_tokens=24",
+          "--gin.sampling.SamplingConfig.max_document_tokens=32",
+          "--gin.driver.run.documents_per_batch=4", "--quiet", *extra]
+
+
+def _env():
+  return dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _run(command):
+  result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def _outputs(directory):
+  """Every output record, manifests without their timings, by file name."""
+  out = {}
+  for name in sorted(os.listdir(directory)):
+    path = os.path.join(directory, name)
+    if name.endswith(".tmp"):
+      out[name] = "leftover temporary file"
+    elif name.startswith("manifest"):
+      with open(path) as f:
+        manifest = json.load(f)
+      for key in ("stage_seconds", "checkpoint"):
+        manifest.pop(key)
+      manifest["counts"].pop("corpus_skipped")
+      out[name] = manifest
+    else:
+      opener = gzip.open if name.endswith(".gz") else open
+      with opener(path, "rt") as f:
+        out[name] = [json.loads(line) for line in f]
+  return out
+
+
+@pytest.fixture(scope="module")
+def reference(checkpoint, tmp_path_factory):
+  root = tmp_path_factory.mktemp("reference")
+  corpus = _corpus(root / "corpus.jsonl")
+  out = root / "out"
+  result = _run(_command(checkpoint, corpus, out, "--num_shards=3"))
+  return corpus, str(out), result.stdout
+
+
+def test_outputs_follow_the_schema(reference):
+  _, out, stdout = reference
+  outputs = _outputs(out)
+  assert sorted(outputs) == sorted(
+      f"{kind}-{s:05d}-of-00003.{ext}" for s in range(3)
+      for kind, ext in (("annotated", "jsonl"), ("candidates", "jsonl.gz"),
+                        ("manifest", "json")))
+  candidates = [c for name, records in outputs.items() if name.startswith("candidates")
+                for c in records]
+  annotated = [r for name, records in outputs.items() if name.startswith("annotated")
+               for r in records]
+  assert candidates and annotated
+  for c in candidates:
+    assert set(schema.CANDIDATE_FIELDS) <= set(c)
+    assert c["prefix_call_result"].startswith(" [WikiSearch(") and " -> " in c["prefix_call_result"]
+    assert c["kept"] == (c["loss_minus"] - c["loss_plus"] >= -100.0)
+  for r in annotated:
+    assert set(schema.ANNOTATED_FIELDS) <= set(r)
+    assert " [WikiSearch(" in r["text"] and r["text"].replace(
+        f" [{r['call']} -> {r['result']}]", "", 1) in TEXTS
+  manifest = outputs["manifest-00000-of-00003.json"]
+  assert manifest["counts"]["documents"] == 4
+  assert "annotated 12 documents in 3 shards" in stdout
+
+
+def test_rerun_skips_finished_shards(reference, checkpoint):
+  corpus, out, _ = reference
+  before = _outputs(out)
+  result = _run(_command(checkpoint, corpus, out, "--num_shards=3"))
+  assert "0 shards (3 already done)" in result.stdout
+  assert _outputs(out) == before
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_an_uninterrupted_run(reference, checkpoint, tmp_path):
+  corpus, reference_out, _ = reference
+  out = tmp_path / "out"
+  process = subprocess.Popen(_command(checkpoint, corpus, out, "--num_shards=3"), cwd=REPO,
+                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  # Kill at a random point after the first shard is written (while later ones run).
+  deadline = time.time() + 300
+  while not (out / "manifest-00000-of-00003.json").exists() and time.time() < deadline:
+    if process.poll() is not None:
+      break
+    time.sleep(0.2)
+  time.sleep(random.Random(0).uniform(0.0, 2.0))
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  _run(_command(checkpoint, corpus, out, "--num_shards=3"))
+  assert _outputs(str(out)) == _outputs(reference_out)
+
+
+@pytest.mark.slow
+def test_corrupt_corpus_lines_are_skipped_and_the_rest_is_unchanged(reference, checkpoint,
+                                                                    tmp_path):
+  _, reference_out, _ = reference
+  corpus = _corpus(tmp_path / "corrupt.jsonl", corrupt=True)
+  out = tmp_path / "out"
+  _run(_command(checkpoint, corpus, out, "--num_shards=3"))
+  assert _outputs(str(out)) == _outputs(reference_out)
+  skipped = {}
+  for s in range(3):
+    with open(out / f"manifest-{s:05d}-of-00003.json") as f:
+      for reason, n in json.load(f)["counts"]["corpus_skipped"].items():
+        skipped[reason] = skipped.get(reason, 0) + n
+  # Every shard reads the whole corpus (and skips the same 2 lines).
+  assert sum(skipped.values()) == 2 * 3
+
+
+@pytest.mark.slow
+def test_two_processes_write_what_one_process_writes(reference, checkpoint, tmp_path):
+  corpus, reference_out, _ = reference
+  out = tmp_path / "out"
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  env = dict(_env(), XLA_FLAGS="--xla_force_host_platform_device_count=2",
+             JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")
+  processes = [subprocess.Popen(
+      _command(checkpoint, corpus, out, "--num_shards=3", "--process_count=2",
+               f"--process_index={p}", f"--coordinator_address=127.0.0.1:{port}"),
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for p in range(2)]
+  for p in processes:
+    _, stderr = p.communicate(timeout=600)
+    assert p.returncode == 0, stderr[-3000:]
+  assert _outputs(str(out)) == _outputs(reference_out)

@@ -1,0 +1,147 @@
+"""The annotation run: which shards, the model, the corpus, writing and the summary.
+
+`run` is what `python -m toolformer_jax.annotate` calls after parsing gin; every argument
+is a gin binding of the annotation run files (gin/runs/annotate_*.gin).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+import gin
+import jax
+import jax.numpy as jnp
+
+from toolformer_jax import corpora
+from toolformer_jax.annotate import filter as filter_lib
+from toolformer_jax.annotate import heuristics
+from toolformer_jax.annotate import pipeline
+from toolformer_jax.annotate import sampling
+
+
+def open_corpus(name: str, stats: corpora.ReadStats):
+  """Documents of CORPUS: '+'-joined parts, each 'wikipedia[:LANG]', a jsonl or text path,
+  or a generator 'arithmetic[:N]' / 'dated[:N]' (see `annotate.generators`)."""
+  for part in name.split("+"):
+    kind, _, arg = part.partition(":")
+    if kind == "wikipedia":
+      language = arg or "en-us"
+      yield from corpora.read_wikipedia(corpora.bundled_corpus_path(language), stats,
+                                        language=language.split("-")[0])
+    elif kind in ("arithmetic", "dated"):
+      from toolformer_jax.annotate import generators  # pylint: disable=g-import-not-at-top
+      yield from generators.generate(kind, int(arg) if arg else 200)
+    elif os.path.exists(part):
+      yield from corpora.read_documents(part, stats)
+    else:
+      raise ValueError(f"CORPUS part {part!r} is neither 'wikipedia[:LANG]', "
+                       "'arithmetic[:N]', 'dated[:N]' nor an existing jsonl/text path")
+
+
+def load_model(checkpoint: str, network=None, scan_layers: bool = True):
+  """(module, params) for a t5x checkpoint directory (with the gin NETWORK) or anything
+  `convert` reads ('smollm2', a .gguf file, an HF GPT-J directory; loaded with scanned
+  layers by default: the same numbers, and each jitted shape compiles one layer, not 30).
+  """
+  from toolformer_jax import convert  # pylint: disable=g-import-not-at-top
+  kind = convert.input_kind(checkpoint)
+  if kind == "t5x":
+    if network is None:
+      raise ValueError("a t5x checkpoint needs the model gin file's NETWORK")
+    from toolformer_jax.checkpoints import t5x_export  # pylint: disable=g-import-not-at-top
+    params, _ = t5x_export.load_t5x_params(checkpoint)
+    t5x_export.check_params(params, network)
+    return network, params
+  module, params, _ = convert.load_network(checkpoint, scan_layers=scan_layers)
+  return module, params
+
+
+@gin.configurable(denylist=["shard_index", "num_shards", "process_index", "process_count",
+                            "progress"])
+def run(annotate_dir: str = gin.REQUIRED,
+        corpus: str = "wikipedia",
+        tools: Sequence[str] = ("Calculator", "Calendar", "WikiSearch", "QA", "MT"),
+        max_documents: Optional[int] = None,
+        checkpoint: str = "smollm2",
+        network=None,
+        vocabulary=None,
+        scan_layers: bool = True,
+        tool_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        sampling_config: sampling.SamplingConfig = sampling.SamplingConfig(),
+        filter_config: filter_lib.FilterConfig = filter_lib.FilterConfig(),
+        heuristics_config: heuristics.HeuristicsConfig = heuristics.HeuristicsConfig(),
+        prompt_files: Optional[Mapping[str, str]] = None,
+        documents_per_batch: int = 8,
+        max_calls_per_document: int = 1,
+        executor_workers: int = 4,
+        seed: int = 0,
+        shard_index: Optional[int] = None,
+        num_shards: int = 1,
+        process_index: int = 0,
+        process_count: int = 1,
+        progress: bool = True) -> Dict[str, Any]:
+  """Annotates this process's corpus shards; returns the summed counts."""
+  from toolformer_jax.tools import engine, registry  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  if vocabulary is None:
+    raise ValueError("run.vocabulary is not bound: include a model gin file")
+  settings = pipeline.tool_settings(tools, tool_overrides)  # bad config fails here
+  prompts = {t: sampling.Prompt.load(t, (prompt_files or {}).get(t)) for t in tools}
+  if num_shards < 1 or not 0 <= process_index < process_count:
+    raise ValueError(f"bad sharding: num_shards={num_shards}, process "
+                     f"{process_index} of {process_count}")
+  shards = ([shard_index] if shard_index is not None
+            else [s for s in range(num_shards) if s % process_count == process_index])
+  if shard_index is not None and not 0 <= shard_index < num_shards:
+    raise ValueError(f"--shard_index {shard_index} outside [0, {num_shards})")
+  os.makedirs(annotate_dir, exist_ok=True)
+  todo = [s for s in shards if not pipeline.shard_done(annotate_dir, s, num_shards)]
+  skipped = len(shards) - len(todo)
+  totals = collections.Counter()
+  if todo:
+    module, params = load_model(checkpoint, network, scan_layers)
+    params = jax.tree.map(jnp.asarray, params)
+    sampler = sampling.CallSampler(module, params, vocabulary, sampling_config)
+    scorer = filter_lib.LossDifferenceFilter(
+        module, params, lambda s: [int(t) for t in vocabulary.encode(s)], filter_config)
+    executor = engine.ToolExecutor(registry.build_tools(list(tools)),
+                                   max_workers=executor_workers)
+    annotator = pipeline.Annotator(sampler, scorer, executor, tools, settings, prompts,
+                                   heuristics_config, documents_per_batch,
+                                   max_calls_per_document, seed)
+    for shard in todo:
+      stats = corpora.ReadStats("corpus")
+      documents = pipeline.shard_documents(open_corpus(corpus, stats), shard, num_shards,
+                                           max_documents)
+      annotated, candidates, counts = annotator.annotate(documents, shard, progress)
+      counts["corpus_skipped"] = dict(stats.skipped_by_reason)
+      manifest = {
+          "version": pipeline.MANIFEST_VERSION, "shard": shard, "num_shards": num_shards,
+          "checkpoint": checkpoint, "network": type(module).__name__,
+          "network_config": repr(module.config), "vocabulary": str(vocabulary),
+          "corpus": corpus, "max_documents": max_documents, "seed": seed,
+          "prompts": {t: p.path for t, p in prompts.items()},
+          "settings": {t: vars(s) for t, s in settings.items()},
+          "sampling": vars(sampling_config), "filter": {
+              k: v for k, v in vars(filter_config).items()},
+          "max_calls_per_document": max_calls_per_document, "counts": counts,
+          "stage_seconds": dict(annotator.stage_seconds),
+      }
+      pipeline.write_shard(annotate_dir, shard, num_shards, annotated, candidates, manifest)
+      totals["documents"] += counts["documents"]
+      totals["annotated"] += counts["annotated_documents"]
+      for tool, tc in counts["tools"].items():
+        totals[f"{tool}_scored"] += tc.get("scored", 0)
+        totals[f"{tool}_kept"] += tc.get("kept", 0)
+    executor.close()
+  per_tool = ", ".join(f"{t} {totals[t + '_kept']}/{totals[t + '_scored']}" for t in tools)
+  print(f"annotated {totals['documents']} documents in {len(todo)} shards "
+        f"({skipped} already done) in {time.perf_counter() - start:.0f} s: "
+        f"{totals['annotated']} with calls; kept/scored per tool: {per_tool}; "
+        f"output in {annotate_dir}")
+  return dict(totals)
+
+
