@@ -31,6 +31,7 @@ INSTALL_REQUIRES = [
     "bm25s==0.3.16",
     "py3langid==0.4.0",
     "tqdm",
+    "matplotlib==3.11.2",  # annotation report plots (Agg backend, no display)
     # t5x's PyPI dependencies (t5x itself, airio and jestimator are installed --no-deps by
     # the Makefile: they are not on PyPI).
     "cached_property==2.0.1",
