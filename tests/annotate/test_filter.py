@@ -141,3 +141,40 @@ def test_bad_candidates_and_configs_fail_loudly(model):
     filter_lib.LossDifferenceFilter(
         module, params, tokenize, filter_lib.FilterConfig(length_buckets=(8,))).score(
             {0: list(range(1, 20))}, [filter_lib.Candidate(0, 10, " [A()]", " [A() -> 1]")])
+
+
+def _reference_inline_loss(torch_model, tokenize, doc_ids, z, i):
+  """L_i(z) with z inserted at i: [0] + ids(x)[:i] + ids(z) + ids(x)[i:i+5], in PyTorch."""
+  weights = [5 / 15, 4 / 15, 3 / 15, 2 / 15, 1 / 15]
+  z_ids = tokenize(z) if z else []
+  sequence = [0] + doc_ids[:i] + z_ids + doc_ids[i:i + 5]
+  with torch.inference_mode():
+    log_probs = torch.log_softmax(torch_model(torch.tensor([sequence])).logits[0].double(), -1)
+  loss = 0.0
+  for t, w in enumerate(weights):
+    if i + t >= len(doc_ids):
+      break
+    k = 1 + i + len(z_ids) + t
+    loss -= w * float(log_probs[k - 1, sequence[k]])
+  return loss
+
+
+def test_inline_mode_equals_pytorch_and_shares_the_empty_loss(model):
+  module, params, torch_model, tokenize = model
+  documents, candidates = _candidates(tokenize)
+  candidates = candidates[::3]
+  inline = filter_lib.LossDifferenceFilter(
+      module, params, tokenize, filter_lib.FilterConfig(tau_f=0.0, mode="inline")).score(
+          documents, candidates)
+  prefix = filter_lib.LossDifferenceFilter(
+      module, params, tokenize, filter_lib.FilterConfig(tau_f=0.0)).score(documents, candidates)
+  worst = 0.0
+  for c, s, p in zip(candidates, inline, prefix):
+    doc_ids = documents[c.doc]
+    assert abs(s.loss_empty - p.loss_empty) < 1e-4
+    for ours, z in ((s.loss_call, c.prefix_call), (s.loss_call_result, c.prefix_call_result)):
+      worst = max(worst, abs(ours - _reference_inline_loss(torch_model, tokenize, doc_ids, z,
+                                                           c.token_position)))
+  assert worst < 1e-4, worst
+  with pytest.raises(ValueError, match="mode must be"):
+    filter_lib.FilterConfig(mode="suffix")

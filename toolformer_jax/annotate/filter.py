@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 from typing import Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
@@ -58,9 +59,15 @@ class FilterConfig:
   cost_lambda: float = 0.0  # keep if L- - L+ >= tau_f + cost_lambda * tokens(call)
   rows_per_batch: int = 16
   length_buckets: Tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
+  # 'prefix' (the paper): z before the document. 'inline': z inserted at position i,
+  # [0] + x[:i] + z + x[i:i+window], every candidate of a document continuing from one
+  # prefilled KV cache of [0] + x.
+  mode: str = "prefix"
 
   def __post_init__(self):
     loss_weights(self.window)
+    if self.mode not in ("prefix", "inline"):
+      raise ValueError(f"mode must be 'prefix' or 'inline', got {self.mode!r}")
     if self.rows_per_batch < 1:
       raise ValueError(f"rows_per_batch must be >= 1, got {self.rows_per_batch}")
     if list(self.length_buckets) != sorted(set(self.length_buckets)) or not self.length_buckets:
@@ -144,6 +151,31 @@ class LossDifferenceFilter:
       self._kernel = jax.jit(kernel, in_shardings=(None, rows2, rows2, rows2, rows3),
                              out_shardings=rows2)
 
+    from toolformer_jax.networks import kv_cache  # pylint: disable=g-import-not-at-top
+
+    @functools.partial(jax.jit, static_argnums=(3,))
+    def inline_prefill(params, tokens, targets, cache_length):
+      # tokens [docs, L] = [0] + x; targets [docs, L] = x: log p(x_j | [0], x_<j) at j.
+      cache = kv_cache.init_cache(module, params, tokens.shape[0], cache_length)
+      lengths = jnp.full((tokens.shape[0],), tokens.shape[1], jnp.int32)
+      log_probs, cache = kv_cache.prefill(module, params, cache, tokens, lengths,
+                                          output="log_probs", output_tokens=targets)
+      return log_probs, cache
+
+    @jax.jit
+    def inline_kernel(params, cache, source, index, tokens, lengths, positions, targets,
+                      weights):
+      # Row r continues document source[r] after its first index[r] slots with
+      # tokens[r, :lengths[r]] = ids(z) + x[i:i+window].
+      rows_cache = kv_cache.fork(module, cache, source, index)
+      log_probs, _ = kv_cache.extend(module, params, rows_cache, tokens, lengths,
+                                     output="log_probs", output_positions=positions,
+                                     output_tokens=targets)  # [rows, p]
+      return -jnp.einsum("rp,rp->r", weights, log_probs)  # [rows]
+
+    self._inline_prefill = inline_prefill
+    self._inline_kernel = inline_kernel
+
   # ------------------------------------------------------------------ planning
 
   def _add_query(self, row: _Row, offset: int, doc_ids: Sequence[int], i: int,
@@ -221,17 +253,89 @@ class LossDifferenceFilter:
           out[r] = losses[b, :len(rows[r].queries)]
     return out
 
+  def _inline_losses(self, documents, candidates, z_ids) -> Dict[Tuple, float]:
+    """{(doc, z, i): L_i(z)} in inline mode (z = '' from the document's own forward)."""
+    w = self.weights
+    out = {}
+    docs = sorted({c.doc for c in candidates}, key=str)
+    per_batch = self.rows_per_batch
+    for first in range(0, len(docs), per_batch):
+      batch_docs = docs[first:first + per_batch]
+      longest = max(len(documents[d]) for d in batch_docs)
+      length = _bucket(longest + 1, self.config.length_buckets)
+      extend_width = _pow2(max(len(z_ids[z]) for z in z_ids) + self.config.window)
+      tokens = np.zeros((per_batch, length), np.int32)
+      targets = np.zeros((per_batch, length), np.int32)
+      for b, d in enumerate(batch_docs):
+        ids = list(documents[d])
+        tokens[b, :len(ids) + 1] = [START_ID] + ids
+        targets[b, :len(ids)] = ids
+      doc_log_probs, cache = self._inline_prefill(self.params, tokens, targets,
+                                                  length + extend_width)
+      doc_log_probs = np.asarray(doc_log_probs)
+      self.forwards += len(batch_docs)
+      slot = {d: b for b, d in enumerate(batch_docs)}
+      jobs = []
+      for c in candidates:
+        if c.doc not in slot:
+          continue
+        ids, i = documents[c.doc], c.token_position
+        terms = [(t, wt) for t, wt in enumerate(w) if i + t < len(ids)]
+        out[(c.doc, "", i)] = -sum(wt * doc_log_probs[slot[c.doc], i + t] for t, wt in terms)
+        for z in (c.prefix_call, c.prefix_call_result):
+          if (c.doc, z, i) not in out:
+            out[(c.doc, z, i)] = None
+            jobs.append((c.doc, z, i, terms))
+      width = self.config.window
+      for start in range(0, len(jobs), self.rows_per_batch):
+        chunk = jobs[start:start + self.rows_per_batch]
+        n = self.rows_per_batch
+        source = np.zeros((n,), np.int32)
+        index = np.zeros((n,), np.int32)
+        row_tokens = np.zeros((n, extend_width), np.int32)
+        lengths = np.zeros((n,), np.int32)
+        positions = np.zeros((n, width), np.int32)
+        row_targets = np.zeros((n, width), np.int32)
+        weights = np.zeros((n, width), np.float32)
+        for r, (d, z, i, terms) in enumerate(chunk):
+          ids, zi = documents[d], z_ids[z]
+          new = zi + list(ids[i:i + width])
+          source[r], index[r] = slot[d], 1 + i
+          row_tokens[r, :len(new)], lengths[r] = new, len(new)
+          for k, (t, wt) in enumerate(terms):
+            positions[r, k] = len(zi) + t - 1  # logits before x_{i+t}
+            row_targets[r, k] = ids[i + t]
+            weights[r, k] = wt
+        losses = np.asarray(self._inline_kernel(self.params, cache, source, index,
+                                                row_tokens, lengths, positions,
+                                                row_targets, weights))
+        self.forwards += len(chunk)
+        self.compiled_shapes.add(("inline", n, length, extend_width))
+        for r, (d, z, i, _) in enumerate(chunk):
+          out[(d, z, i)] = float(losses[r])
+    return out
+
   def score(self, documents: Mapping[Hashable, Sequence[int]],
             candidates: Sequence[Candidate]) -> List[Scores]:
     """Scores every candidate; `documents` maps each candidate's `doc` to ids(x)."""
     if not candidates:
       return []
-    rows, where, z_ids = self.plan(documents, candidates)
-    losses = self._run(rows)
+    for c in candidates:
+      n = len(documents[c.doc])
+      if not 0 <= c.token_position < n:
+        raise ValueError(f"candidate at token {c.token_position} of a {n}-token document")
+    if self.config.mode == "inline":
+      z_ids = {z: list(self.tokenize(z)) for c in candidates
+               for z in (c.prefix_call, c.prefix_call_result)}
+      inline = self._inline_losses(documents, candidates, z_ids)
+      loss = lambda doc, z, i: inline[(doc, z, i)]
+    else:
+      rows, where, z_ids = self.plan(documents, candidates)
+      losses = self._run(rows)
 
-    def loss(doc, z, i):
-      r, q = where[(doc, z, i)]
-      return float(losses[r][q])
+      def loss(doc, z, i):
+        r, q = where[(doc, z, i)]
+        return float(losses[r][q])
 
     cfg = self.config
     scores = []
