@@ -24,10 +24,15 @@ from toolformer_jax.annotate import sampling
 
 def open_corpus(name: str, stats: corpora.ReadStats):
   """Documents of CORPUS: '+'-joined parts, each 'wikipedia[:LANG]', a jsonl or text path,
-  or a generator 'arithmetic[:N]' / 'dated[:N]' (see `annotate.generators`)."""
+  a generator 'arithmetic[:N]' / 'dated[:N]' (see `annotate.generators`), or a built TFDS
+  dataset 'tfds:NAME[/CONFIG][:SPLIT]' (data_dir, manual_dir: $TOOLFORMER_TFDS_DATA_DIR,
+  $TOOLFORMER_TFDS_MANUAL_DIR; see `annotate.tfds_corpora`)."""
   for part in name.split("+"):
     kind, _, arg = part.partition(":")
-    if kind == "wikipedia":
+    if kind == "tfds":
+      from toolformer_jax.annotate import tfds_corpora  # pylint: disable=g-import-not-at-top
+      yield from tfds_corpora.read_tfds(arg, stats)
+    elif kind == "wikipedia":
       language = arg or "en-us"
       yield from corpora.read_wikipedia(corpora.bundled_corpus_path(language), stats,
                                         language=language.split("-")[0])
@@ -38,7 +43,8 @@ def open_corpus(name: str, stats: corpora.ReadStats):
       yield from corpora.read_documents(part, stats)
     else:
       raise ValueError(f"CORPUS part {part!r} is neither 'wikipedia[:LANG]', "
-                       "'arithmetic[:N]', 'dated[:N]' nor an existing jsonl/text path")
+                       "'arithmetic[:N]', 'dated[:N]', 'tfds:NAME[/CONFIG][:SPLIT]' nor an "
+                       "existing jsonl/text path")
 
 
 def load_model(checkpoint: str, network=None, scan_layers: bool = True):

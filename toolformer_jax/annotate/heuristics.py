@@ -1,24 +1,38 @@
 """Per-tool document heuristics (the paper, Sec. 3 / App. A): which documents a tool's
 prompt is run on. Every rule is a small pure function of a document; `select` counts.
 
-  Calculator  >= 3 numbers, two of which give the third by + - * / (within 1%)
+  Calculator  >= 3 numbers, two of which give a third by + - * / (within 1%, relative);
+              trivial relations do not count: a result equal, within the tolerance, to
+              one of its operands (x + 0, x * 1, but also 1899 - 4 ~ 1899 at 1%, which
+              made a year mentioned twice look like arithmetic), a result of 0
+              (x - x, 0 * y), or x / x = 1. Numbers are
+              unsigned integers or decimals, with optional thousands commas (1,234.5);
+              only the first `max_numbers` of a document are tried, in O(n^2 log n).
   Calendar    the document has a date (its record's date, Calendar's "today")
-  MT          some sentence is not identified as English
+  MT          some sentence (>= `mt_min_sentence_chars`) is identified, with probability
+              >= `mt_min_confidence`, as one of the languages MT translates
+              (`mt_languages`; default: the MT tool's own, es ca gl eu fr), py3langid's
+              regional varieties of Spanish counted as Spanish (as the MT tool does).
+              English prose with Spanish names is rarely taken for Spanish at 0.8 (1 of
+              the 10,033 bundled English leads: a sentence that is mostly a long Spanish
+              name); other languages, which the MT tool would refuse, are not selected.
   WikiSearch, QA  every document
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
-import itertools
+import functools
 import re
-from typing import Callable, Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from toolformer_jax import corpora
 
 _NUMBER_RE = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])\d+(?:\.\d+)?")
 _SENTENCE_RE = re.compile(r"[^.!?]+[.!?]?")
+_ZERO = 1e-9  # |c| below this counts as 0 in the relative tolerance (as before)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,24 +41,57 @@ class HeuristicsConfig:
   max_numbers: int = 40  # more numbers than this: only the first are tried
   relative_tolerance: float = 0.01
   mt_min_sentence_chars: int = 20
+  mt_min_confidence: float = 0.8
+  mt_languages: Optional[Tuple[str, ...]] = None  # None: the MT tool's source languages
 
 
 def numbers(text: str) -> List[float]:
   return [float(m.group().replace(",", "")) for m in _NUMBER_RE.finditer(text)]
 
 
+def _close(r: float, c: float, tolerance: float) -> bool:
+  return abs(r - c) <= tolerance * max(abs(c), _ZERO)
+
+
 def has_arithmetic_relation(values: List[float], tolerance: float) -> bool:
-  """True if a op b == c (within `tolerance`, relative) for distinct indices a, b, c."""
-  present = values
-  for (i, a), (j, b) in itertools.permutations(enumerate(present), 2):
-    results = [a + b, a - b, a * b] + ([a / b] if b else [])
-    for k, c in enumerate(present):
-      if k in (i, j):
+  """True if a op b == c (within `tolerance`, relative to c) for distinct indices a, b, c
+  and op in + - * /, trivial relations excepted (see the module doc).
+
+  Each of the n^2 ordered pairs looks its four results up in the sorted values (bisect),
+  so the cost is O(n^2 log n), not the O(n^3) of trying every third number.
+  """
+  order = sorted(range(len(values)), key=lambda k: values[k])
+  ordered = [values[k] for k in order]
+  for i, a in enumerate(values):
+    for j, b in enumerate(values):
+      if i == j:
         continue
-      for r in results:
-        if abs(r - c) <= tolerance * max(abs(c), 1e-9):
-          return True
+      quotient = a / b if b and not _close(a, b, tolerance) else None  # not x / x = 1
+      for r in (a + b, a - b, a * b, quotient):
+        if r is None or _close(r, 0.0, tolerance) or _close(r, a, tolerance) or _close(
+            r, b, tolerance):
+          continue  # trivial: 0, or one of the operands again
+        lo, hi = _window(r, tolerance)
+        for position in range(bisect.bisect_left(ordered, lo), len(ordered)):
+          c = ordered[position]
+          if c > hi:
+            break
+          if order[position] not in (i, j) and _close(r, c, tolerance):
+            return True
   return False
+
+
+def _window(r: float, tolerance: float) -> Tuple[float, float]:
+  """An interval holding every c with |r - c| <= tolerance * |c| (r not ~0), a little wide.
+
+  Such a c has r's sign and |r| / (1 + tol) <= |c| <= |r| / (1 - tol) (no bound above for
+  tol >= 1).
+  """
+  near, far = abs(r) / (1 + tolerance), (abs(r) / (1 - tolerance) if tolerance < 1
+                                         else float("inf"))
+  margin = 1e-9 * abs(r)  # rounding in the divisions; `_close` decides
+  near, far = near - margin, far + margin
+  return (near, far) if r > 0 else (-far, -near)
 
 
 def calculator(doc: corpora.Document, cfg: HeuristicsConfig) -> bool:
@@ -58,13 +105,48 @@ def calendar(doc: corpora.Document, cfg: HeuristicsConfig) -> bool:
   return bool(doc.date)
 
 
-def machine_translation(doc: corpora.Document, cfg: HeuristicsConfig) -> bool:
+@functools.lru_cache(maxsize=None)
+def _language_identifier():
+  from py3langid import langid  # pylint: disable=g-import-not-at-top
+  return langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _mt_languages(configured: Optional[Tuple[str, ...]]) -> Tuple[frozenset, Dict[str, str]]:
   from toolformer_jax.tools import mt  # pylint: disable=g-import-not-at-top
+  languages = mt.DEFAULT_PIPELINES if configured is None else configured
+  return frozenset(languages), dict(mt.DEFAULT_LANGUAGE_ALIASES)
+
+
+def sentence_language(sentence: str, aliases: Dict[str, str]) -> Tuple[str, float]:
+  """py3langid's most likely language of `sentence` and its probability, with the
+  probabilities of `aliases` (regional varieties) added to their main language."""
+  merged: Dict[str, float] = collections.defaultdict(float)
+  for language, p in _language_identifier().rank(sentence):
+    merged[aliases.get(language, language)] += p
+  return max(merged.items(), key=lambda item: item[1])
+
+
+def _translatable(sentence: str, languages: frozenset, aliases: Dict[str, str],
+                  min_confidence: float) -> bool:
+  """sentence_language(sentence) is in `languages` with probability >= min_confidence."""
+  top, p = _language_identifier().classify(sentence)
+  top = aliases.get(top, top)
+  if p > 0.5:  # then top's merged probability (>= p) is the largest: decided without rank
+    if top not in languages:
+      return False
+    if p >= min_confidence:
+      return True
+  language, p = sentence_language(sentence, aliases)
+  return language in languages and p >= min_confidence
+
+
+def machine_translation(doc: corpora.Document, cfg: HeuristicsConfig) -> bool:
+  languages, aliases = _mt_languages(cfg.mt_languages)
   for sentence in _SENTENCE_RE.findall(doc.text):
-    if len(sentence.strip()) >= cfg.mt_min_sentence_chars:
-      language = mt.identify_language(sentence)
-      if language is not None and language != "en":
-        return True
+    if len(sentence.strip()) >= cfg.mt_min_sentence_chars and _translatable(
+        sentence, languages, aliases, cfg.mt_min_confidence):
+      return True
   return False
 
 

@@ -28,9 +28,12 @@ lives is read from the environment (or passed to `read_tfds`):
   TOOLFORMER_TFDS_PREPARE     '1' (default): build the dataset first if it is not built
                               yet; '0': fail instead
 
-Building by hand: `tfds build toolformer_jax/annotate/tfds_corpora.py --datasets=ccnet
---manual_dir=DIR`, or in Python `tfds.builder('ccnet', data_dir=D).download_and_prepare(
-download_config=tfds.download.DownloadConfig(manual_dir=DIR))` after importing this module.
+A run builds what it reads on first use. Build once ahead of a multi-process run (each
+process would otherwise race to build the same dataset):
+
+  python -m toolformer_jax.annotate.tfds_corpora ccnet --data_dir=D --manual_dir=DIR
+
+(`tfds build` needs apache_beam, which the project does not install.)
 
 Malformed records are never fatal: the builders count them in a `corpora.ReadStats`
 under the reasons of `corpora` (malformed_json, missing_raw_content, bad_date, ...) and
@@ -308,25 +311,45 @@ def read_tfds(spec: str, stats: Optional[corpora.ReadStats] = None,
   label = builder.info.full_name.rsplit("/", 1)[0]  # NAME/CONFIG without the version
   for index, example in enumerate(tfds.as_numpy(dataset)):
     where = f"tfds:{label}:{split}[{index}]"
-    record = {}
-    for field in wanted:
+    record = {"text": _string(example["text"])}  # None or blank: counted as missing_text
+    for field in wanted[1:]:
       value = _string(example[field])
-      if value is None and field == "text":
-        stats.skip(corpora.missing("text"), where)
-        break
-      if value is not None and (field == "text" or value.strip()):
-        record[field] = value  # an empty optional feature is an absent one
-    else:
-      document = corpora.document_from_record(record, stats, where,
-                                              default_id=f"{label}:{split}:{index}")
-      if document is None:
-        continue
-      if record.get("title") or record.get("description"):
-        document = corpora.Document(
-            id=document.id, text=document.text, date=document.date,
-            language=document.language, title=record.get("title", "").strip(),
-            description=record.get("description", "").strip())
-      stats.count_read()
-      yield document
+      if value is not None and value.strip():  # an empty optional feature is an absent one
+        record[field] = value
+    document = corpora.document_from_record(record, stats, where,
+                                            default_id=f"{label}:{split}:{index}")
+    if document is None:
+      continue
+    if record.get("title") or record.get("description"):
+      document = corpora.Document(
+          id=document.id, text=document.text, date=document.date,
+          language=document.language, title=record.get("title", "").strip(),
+          description=record.get("description", "").strip())
+    stats.count_read()
+    yield document
   if own_stats:
     stats.log_summary()
+
+
+def main(argv=None) -> None:
+  """Builds (if needed) one dataset and prints a one-line summary."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(
+      prog="python -m toolformer_jax.annotate.tfds_corpora",
+      description="Build a TFDS corpus (ccnet, wikipedia_leads/CONFIG or any registered "
+                  "dataset) for the annotation CORPUS part 'tfds:NAME[/CONFIG][:SPLIT]'.")
+  parser.add_argument("name", help="NAME[/CONFIG], e.g. ccnet or wikipedia_leads/es")
+  parser.add_argument("--data_dir", default=None, help=f"default: ${DATA_DIR_ENV} or TFDS's")
+  parser.add_argument("--manual_dir", default=None,
+                      help=f"default: ${MANUAL_DIR_ENV} or <data_dir>/downloads/manual")
+  args = parser.parse_args(argv)
+  builder = load_builder(args.name, args.data_dir, args.manual_dir, prepare=True)
+  splits = ", ".join(f"{name} {split.num_examples}"
+                     for name, split in sorted(builder.info.splits.items()))
+  skipped = dict((builder.info.metadata or {}).get("skipped", {}))
+  print(f"{builder.info.full_name} in {builder.data_dir}: {splits} examples"
+        f"{f'; skipped at build: {skipped}' if skipped else ''}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,174 @@
+"""The seeded document generators: deterministic per (kind, version, index), versioned ids,
+right answers, texts that agree with their dates, and each kind passes its tool's rule."""
+import collections
+import datetime
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from toolformer_jax import corpora
+from toolformer_jax.annotate import generators
+from toolformer_jax.annotate import heuristics
+
+COUNT = 500
+KINDS = sorted(generators.GENERATORS)
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+
+
+def test_kinds():
+  assert KINDS == ["arithmetic", "dated"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_deterministic_per_index(kind):
+  make = generators.GENERATORS[kind]
+  first = [make(i) for i in range(50)]
+  assert [make(i) for i in reversed(range(50))] == first[::-1]  # no state between calls
+  assert list(generators.generate(kind, 50)) == first
+  assert list(generators.generate(kind, 10, start=20)) == first[20:30]
+  assert len({d.text for d in first}) > 40  # and not all alike
+
+
+# Pinned v1 output: changing a template or the seeding needs a new VERSION.
+GOLDEN = [
+    corpora.Document(id="arithmetic-v1-000000", text="Lena had 220 shells and got 893 more, "
+                     "so Lena had 1113 shells.", language="en"),
+    corpora.Document(id="arithmetic-v1-000007", text="Maya had 993 stamps and gave away "
+                     "525, so 468 stamps were left.", language="en"),
+    corpora.Document(id="dated-v1-000000", text="This note was written on a Sunday. Tonight "
+                     "is the science exhibition, so the hall closes early.",
+                     date="2026-10-11", language="en"),
+    corpora.Document(id="dated-v1-000001", text="It is April 2015, and the preparations for "
+                     "the chess final have started.", date="2015-04-06", language="en"),
+]
+
+
+@pytest.mark.parametrize("expected", GOLDEN, ids=lambda d: d.id)
+def test_pinned_documents(expected):
+  kind, _, index = expected.id.split("-")
+  assert generators.GENERATORS[kind](int(index)) == expected
+
+
+def test_same_documents_in_another_process():
+  """Seeds are strings hashed by `random` itself, not by Python's randomized hash()."""
+  code = ("from toolformer_jax.annotate import generators as g; "
+          "print([(d.id, d.text, d.date) for k in sorted(g.GENERATORS) "
+          "for d in g.generate(k, 20)])")
+  env = dict(os.environ, PYTHONHASHSEED="12345")
+  out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                       capture_output=True, text=True).stdout.strip()
+  here = [(d.id, d.text, d.date) for k in KINDS for d in generators.generate(k, 20)]
+  assert out == repr(here)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_versioned_ids(kind, monkeypatch):
+  docs = list(generators.generate(kind, COUNT))
+  assert all(re.fullmatch(rf"{kind}-{generators.VERSION}-\d{{6}}", d.id) for d in docs)
+  assert [int(d.id.rsplit("-", 1)[1]) for d in docs] == list(range(COUNT))
+  assert generators.GENERATORS[kind](1234567).id == f"{kind}-{generators.VERSION}-1234567"
+  monkeypatch.setattr(generators, "VERSION", "v999")
+  other = list(generators.generate(kind, COUNT))
+  assert all(d.id.startswith(f"{kind}-v999-") for d in other)
+  # the version seeds the documents too: another version is another corpus
+  assert sum(a.text != b.text for a, b in zip(docs, other)) > COUNT * 0.9
+
+
+def test_generate_rejects_bad_arguments():
+  with pytest.raises(ValueError, match="unknown generator 'weather'"):
+    list(generators.generate("weather", 1))
+  with pytest.raises(ValueError, match="count must be >= 0"):
+    list(generators.generate("dated", -1))
+  assert not list(generators.generate("dated", 0))
+
+
+ARITHMETIC = {
+    "+": re.compile(r"(\w+) had (\d+) (\w+) and got (\d+) more, so \1 had (\d+) \3\."),
+    "-": re.compile(r"\w+ had (\d+) (\w+) and gave away (\d+), so (\d+) \2 were left\."),
+    "*": re.compile(r"Each box holds (\d+) (\w+)\. \w+ filled (\d+) boxes, which makes "
+                    r"(\d+) \2 in all\."),
+    "/": re.compile(r"\w+ shared (\d+) (\w+) equally among (\d+) friends, so each friend "
+                    r"got (\d+) \2\."),
+}
+
+
+def _check_arithmetic(text):
+  """The operation a document states; asserts its stated answer is right."""
+  for op, pattern in ARITHMETIC.items():
+    m = pattern.fullmatch(text)
+    if m is None:
+      continue
+    if op == "+":
+      a, b, answer = int(m[2]), int(m[4]), int(m[5])
+      assert a + b == answer, text
+    elif op == "-":
+      a, b, answer = int(m[1]), int(m[3]), int(m[4])
+      assert a - b == answer and answer > 0, text
+    elif op == "*":
+      a, b, answer = int(m[1]), int(m[3]), int(m[4])
+      assert a * b == answer, text
+    else:
+      total, friends, each = int(m[1]), int(m[3]), int(m[4])
+      assert total % friends == 0 and total // friends == each, text
+    return op
+  raise AssertionError(f"no template matches {text!r}")
+
+
+def test_every_arithmetic_answer_is_right():
+  ops = collections.Counter(_check_arithmetic(d.text)
+                            for d in generators.generate("arithmetic", COUNT))
+  assert set(ops) == set("+-*/") and min(ops.values()) > COUNT / 8
+
+
+DATED = (
+    re.compile(r"This note was written on a (?P<weekday>\w+)\. Tonight is .+, so the hall "
+               r"closes early\."),
+    re.compile(r"It is (?P<month>\w+) (?P<year>\d{4}), and the preparations for .+ have "
+               r"started\."),
+    re.compile(r"Today is (?P<weekday>\w+), (?P<month>\w+) (?P<day>\d{1,2})\. Volunteers "
+               r"for .+ meet at noon\."),
+)
+
+
+def test_dated_text_agrees_with_its_date():
+  templates = collections.Counter()
+  for d in generators.generate("dated", COUNT):
+    day = datetime.date.fromisoformat(d.date)
+    assert datetime.date(2015, 1, 1) <= day <= datetime.date(2027, 1, 1)
+    matches = [(k, p.fullmatch(d.text)) for k, p in enumerate(DATED) if p.fullmatch(d.text)]
+    assert len(matches) == 1, d.text
+    template, m = matches[0]
+    templates[template] += 1
+    named = m.groupdict()
+    if "weekday" in named:
+      assert named["weekday"] == WEEKDAYS[day.weekday()], (d.date, d.text)
+    if "month" in named:
+      assert named["month"] == MONTHS[day.month - 1], (d.date, d.text)
+    if "day" in named:
+      assert int(named["day"]) == day.day, (d.date, d.text)
+    if "year" in named:
+      assert int(named["year"]) == day.year, (d.date, d.text)
+  assert sorted(templates) == [0, 1, 2] and min(templates.values()) > COUNT / 6
+
+
+def test_documents_read_back_as_valid_records():
+  """Generated documents satisfy the corpus record rules (a jsonl round trip keeps them)."""
+  stats = corpora.ReadStats()
+  for kind in KINDS:
+    for d in generators.generate(kind, 50):
+      record = {"id": d.id, "text": d.text, "date": d.date, "language": d.language}
+      assert corpora.document_from_record(record, stats, "", "") == d
+  assert stats.skipped == 0
+
+
+@pytest.mark.parametrize("kind, tool", [("arithmetic", "Calculator"), ("dated", "Calendar")])
+def test_each_kind_passes_its_tools_heuristic(kind, tool):
+  docs = list(generators.generate(kind, COUNT))
+  kept, counts = heuristics.select(tool, docs)
+  assert counts == {"seen": COUNT, "kept": COUNT}
+  assert kept == docs
