@@ -13,6 +13,17 @@ r"""Checkpoint conversion CLI: HF GPT-J / gguf SmolLM2 / t5x -> t5x or orbax par
   # Parameters of a (fine-tuned) t5x checkpoint -> the project's orbax parameter format
   python -m toolformer_jax.convert --to orbax --input /ckpt/run/checkpoint_2000 \
       --output_dir /ckpt/run_params
+  # A LoRA run (gin/models/lora.gin) -> a plain t5x checkpoint, W + (alpha / r) A B folded
+  # into every adapted kernel, for t5x.infer / t5x.eval with the plain model file. The gin
+  # files (and overrides) are the run's model files: they give the network, rank and alpha.
+  python -m toolformer_jax.convert --merge_lora --to t5x \
+      --input /ckpt/lora_run/checkpoint_2000 --output_dir /ckpt/lora_merged \
+      --gin_search_paths=gin --gin_file=models/gptj_6b.gin --gin_file=models/lora.gin
+  # ... or the adapters alone (orbax params <output_dir>/adapters + <output_dir>/lora.json);
+  # `load_lora_adapters` reads them, `networks.lora.combine(base_params, adapters)` puts
+  # them on the base parameters again.
+  python -m toolformer_jax.convert --lora_adapters_only --input /ckpt/lora_run/checkpoint_2000 \
+      --output_dir /ckpt/lora_adapters --gin_file=models/gptj_6b.gin --gin_file=models/lora.gin
 
 `--to t5x` writes `<output_dir>/checkpoint_<step>` in t5x's own format with the parameter
 names the network declares (`toolformer_jax.checkpoints.t5x_export`); `--scan_layers` must
@@ -49,6 +60,20 @@ _STEP = flags.DEFINE_integer("step", 0, "Step number of the written t5x checkpoi
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing orbax output.")
 flags.DEFINE_alias("src", "input")
 flags.DEFINE_alias("out", "output_dir")
+_MERGE_LORA = flags.DEFINE_bool(
+    "merge_lora", False, "Input: a t5x checkpoint of a LoRA run. Write the plain parameters "
+    "(W + (alpha / r) A B, no adapters) --to t5x or orbax.")
+_LORA_ADAPTERS_ONLY = flags.DEFINE_bool(
+    "lora_adapters_only", False, "Input: a t5x checkpoint of a LoRA run. Write only its "
+    "adapters (orbax params under <output_dir>/adapters) and <output_dir>/lora.json.")
+_GIN_FILES = flags.DEFINE_multi_string(
+    "gin_file", [], "With --merge_lora/--lora_adapters_only: the run's model gin files "
+    "(e.g. models/gptj_6b.gin and models/lora.gin).")
+_GIN_BINDINGS = flags.DEFINE_multi_string(
+    "gin_bindings", [], "Gin bindings after the files (also as --gin.NAME=VALUE).")
+_GIN_SEARCH_PATHS = flags.DEFINE_list(
+    "gin_search_paths", None, "Where gin files are looked up (default: the current "
+    "directory and the repository's gin/).")
 
 
 class ConvertError(ValueError):
@@ -117,6 +142,116 @@ def convert(to: str, input_path: str, output_dir: str, *, dtype: Optional[str] =
   raise ConvertError(f"unknown output format {to!r}")
 
 
+# --- LoRA ------------------------------------------------------------------------------------
+LORA_META_FILE = "lora.json"
+LORA_ADAPTERS_DIR = "adapters"
+
+
+def _default_gin_search_paths() -> list:
+  repo_gin = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+  return ["."] + ([repo_gin] if os.path.isdir(repo_gin) else [])
+
+
+def lora_network_from_gin(gin_files: Sequence[str], gin_bindings: Sequence[str] = (),
+                          search_paths: Optional[Sequence[str]] = None):
+  """The adapted network (`lora.adapt` as gin/models/lora.gin binds it) of the gin files."""
+  import gin  # pylint: disable=g-import-not-at-top
+  if not gin_files:
+    raise ConvertError("LoRA conversion needs the run's model gin files: --gin_file=models/"
+                       "<model>.gin --gin_file=models/lora.gin (and the run's overrides)")
+  for path in (_default_gin_search_paths() if search_paths is None else search_paths):
+    gin.add_config_file_search_path(path)
+  with gin.unlock_config():
+    gin.clear_config()
+    try:
+      gin.parse_config_files_and_bindings(list(gin_files),
+                                          ["TRAIN_STEPS = None", *gin_bindings],
+                                          finalize_config=False)
+      from toolformer_jax.networks import lora  # pylint: disable=g-import-not-at-top
+      try:
+        adapt = gin.get_configurable(lora.adapt)
+      except ValueError as e:
+        raise ConvertError("the gin files configure no LoRA network; include "
+                           "models/lora.gin") from e
+      network = adapt()
+    finally:
+      gin.clear_config()
+  return network
+
+
+def convert_lora(mode: str, input_path: str, output_dir: str, network, *, to: str = "t5x",
+                 dtype: Optional[str] = None, step: Optional[int] = None,
+                 overwrite: bool = False) -> str:
+  """mode 'merge' (plain params, W + (alpha / r) A B) or 'adapters' (the adapters alone).
+
+  `network` is the adapted network of the run (`lora_network_from_gin`); the checkpoint
+  must fit it exactly. `step` (merge --to t5x) defaults to the input checkpoint's step.
+  Returns the written path.
+  """
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.checkpoints import orbax_io  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.checkpoints import t5x_export  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.networks import lora  # pylint: disable=g-import-not-at-top
+
+  if input_kind(input_path) != "t5x":
+    raise ConvertError(f"--input {input_path!r} must be a t5x checkpoint_<step> of a LoRA run")
+  config = network.config
+  if config.lora_rank == 0:
+    raise ConvertError("the gin files give lora_rank 0: no adapters to merge or export")
+  params, input_step = t5x_export.load_t5x_params(input_path)
+  if not lora.has_adapters(params):
+    raise ConvertError(f"{input_path} holds no LoRA adapters (lora_a/lora_b)")
+  t5x_export.check_fit(params, t5x_export.network_variable_shapes(network)["params"],
+                       what=f"{input_path} does not fit the LoRA network of the gin files "
+                       f"(rank {config.lora_rank}, targets {list(config.lora_targets)})")
+  if mode == "merge":
+    merged = lora.merge(params, alpha=config.lora_alpha, rank=config.lora_rank)
+    if dtype is not None:
+      merged = _map(lambda a: np.asarray(a).astype(_dtype(dtype)), merged)
+    if to == "t5x":
+      return t5x_export.save_t5x_checkpoint(merged, lora.merged_network(network), output_dir,
+                                            step=input_step if step is None else step)
+    return orbax_io.save_params(output_dir, merged, overwrite=overwrite)
+  if mode == "adapters":
+    if to != "orbax":
+      raise ConvertError("--lora_adapters_only writes orbax params: use --to orbax")
+    _, adapters = lora.split(params)
+    if dtype is not None:
+      adapters = _map(lambda a: np.asarray(a).astype(_dtype(dtype)), adapters)
+    meta_path = os.path.join(output_dir, LORA_META_FILE)
+    if os.path.exists(meta_path) and not overwrite:
+      raise FileExistsError(f"{meta_path} exists; pass --overwrite or choose another "
+                            "--output_dir")
+    orbax_io.save_params(os.path.join(output_dir, LORA_ADAPTERS_DIR), adapters,
+                         overwrite=overwrite)
+    n_adapters, _ = lora.count(adapters)
+    meta = {"network": type(network).__name__, "rank": config.lora_rank,
+            "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+            "targets": list(config.lora_targets), "parameters": n_adapters,
+            "step": input_step, "source": os.path.abspath(input_path),
+            "config": dataclasses.asdict(config)}
+    with open(meta_path, "w") as f:
+      json.dump(meta, f, indent=1, sort_keys=True)
+    return output_dir
+  raise ConvertError(f"unknown LoRA conversion {mode!r}")
+
+
+def load_lora_adapters(path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+  """(adapters, lora.json contents) of a `--lora_adapters_only` export."""
+  import json  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.checkpoints import orbax_io  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(path, LORA_META_FILE)) as f:
+    meta = json.load(f)
+  return orbax_io.restore_params(os.path.join(path, LORA_ADAPTERS_DIR)), meta
+
+
+def _dtype(name: str):
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  return jnp.dtype(name)
+
+
 def _map(fn, tree):
   if isinstance(tree, dict):
     return {k: _map(fn, v) for k, v in tree.items()}
@@ -130,15 +265,45 @@ def main(argv: Sequence[str]) -> None:
   if missing:
     raise app.UsageError(f"missing {', '.join(missing)}")
   start = time.time()
+  lora_mode = ("merge" if _MERGE_LORA.value else
+               "adapters" if _LORA_ADAPTERS_ONLY.value else None)
   try:
-    path = convert(_TO.value, _INPUT.value, _OUTPUT_DIR.value, dtype=_DTYPE.value,
-                   scan_layers=_SCAN_LAYERS.value, step=_STEP.value,
-                   overwrite=_OVERWRITE.value, from_kind=_FROM.value)
+    if _MERGE_LORA.value and _LORA_ADAPTERS_ONLY.value:
+      raise ConvertError("--merge_lora and --lora_adapters_only exclude each other")
+    if lora_mode is None:
+      if _GIN_FILES.value or _GIN_BINDINGS.value:
+        raise ConvertError("--gin_file/--gin_bindings apply to --merge_lora and "
+                           "--lora_adapters_only only")
+      path = convert(_TO.value, _INPUT.value, _OUTPUT_DIR.value, dtype=_DTYPE.value,
+                     scan_layers=_SCAN_LAYERS.value, step=_STEP.value,
+                     overwrite=_OVERWRITE.value, from_kind=_FROM.value)
+    else:
+      if _FROM.value not in (None, "t5x") or _SCAN_LAYERS.value:
+        raise ConvertError("LoRA conversion reads a t5x checkpoint as it is (no --from other "
+                           "than t5x, no --scan_layers)")
+      network = lora_network_from_gin(_GIN_FILES.value, _GIN_BINDINGS.value,
+                                      _GIN_SEARCH_PATHS.value)
+      path = convert_lora(lora_mode, _INPUT.value, _OUTPUT_DIR.value, network, to=_TO.value,
+                          dtype=_DTYPE.value, step=_STEP.value if _STEP.present else None,
+                          overwrite=_OVERWRITE.value)
   except (ConvertError, FileNotFoundError, FileExistsError, ValueError) as e:
     print(f"convert: error: {e}", file=sys.stderr)
     sys.exit(1)
-  print(f"convert: wrote {path} ({_TO.value}) from {_INPUT.value} in {time.time() - start:.1f} s")
+  what = {"merge": " merged LoRA", "adapters": " LoRA adapters"}.get(lora_mode, "")
+  print(f"convert: wrote{what} {path} ({_TO.value}) from {_INPUT.value} in "
+        f"{time.time() - start:.1f} s")
+
+
+def _rewrite_gin_flags(argv: Sequence[str]) -> list:
+  """`--gin.NAME=VALUE` (t5x's spelling) -> `--gin_bindings=NAME = VALUE`."""
+  out = []
+  for arg in argv:
+    if arg.startswith("--gin.") and "=" in arg:
+      name, value = arg[len("--gin."):].split("=", 1)
+      arg = f"--gin_bindings={name} = {value}"
+    out.append(arg)
+  return out
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=lambda argv: app.parse_flags_with_usage(_rewrite_gin_flags(argv)))

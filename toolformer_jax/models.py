@@ -27,12 +27,19 @@ What t5x lacks and Toolformer fine-tuning needs, and nothing more:
   transformation checks that the checkpoint has every parameter of the model (names and,
   where recorded, shapes) and takes only the parameters from it; the step and the optimizer
   state start fresh (with `fallback_to_scratch`). On resumption from MODEL_DIR it changes
-  nothing, so a preempted run continues exactly.
+  nothing, so a preempted run continues exactly. A LoRA model (gin/models/lora.gin) starts
+  from the same plain checkpoint: its adapters are not in it, so they start from scratch
+  (A random, B = 0: the base model exactly) while every base weight is checked and restored.
+* `adapters_only`: the optimizer of LoRA fine-tuning, t5x's optax wrapper around
+  `optax.multi_transform` that runs the usual chain (clipping, AdamW) on the adapters and
+  `optax.set_to_zero` on everything else, so the frozen weights never change and the
+  optimizer state (AdamW's moments) holds the adapters alone. Gradient clipping then sees
+  the adapters' gradients only.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from absl import logging
 from clu import metrics as clu_metrics
@@ -45,10 +52,12 @@ import optax
 from t5x import checkpoints
 from t5x import losses
 from t5x import models
+from t5x import optimizers
 from t5x import utils
 import tensorflow as tf
 
 from toolformer_jax.checkpoints import t5x_export
+from toolformer_jax.networks import lora
 
 
 # --- model -----------------------------------------------------------------------------------
@@ -124,6 +133,19 @@ def weight_decay_mask(params: Any) -> Any:
   return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
 
 
+def adapters_only(transformations: Sequence[optax.GradientTransformation]
+                  ) -> optimizers.OptaxWrapper:
+  """`transformations` chained on the LoRA adapters, zero updates for every other parameter.
+
+  A t5x optimizer (t5x's partition rules cover multi_transform's and masked's states, so
+  the adapters' moments shard like the adapters). Fails at initialisation if the model
+  has no adapters.
+  """
+  return optimizers.OptaxWrapper(optax.multi_transform(
+      {lora.ADAPTER: optax.chain(*transformations), lora.FROZEN: optax.set_to_zero()},
+      lora.param_labels))
+
+
 # --- checkpoints -----------------------------------------------------------------------------
 def save_best_checkpointer(eval_task_name: str,
                            metric_path: str = "inference_eval/{task}/eval/perplexity",
@@ -166,15 +188,23 @@ def initial_checkpoint_transform(ckpt_state: Mapping[str, Any],
   if "target" not in ckpt_state:
     raise ValueError("the initial checkpoint has no 'target' (parameters); convert one with "
                      "`python -m toolformer_jax.convert --to t5x`")
+  wanted = model_state["target"]
+  if not lora.has_adapters(ckpt_state["target"]):
+    # A plain checkpoint for a LoRA model: the adapters start from scratch (fallback).
+    wanted, adapters = lora.split(wanted)
+    if adapters:
+      logging.info("initial checkpoint: no LoRA adapters in it; %d adapter tensors start "
+                   "from scratch (A random, B = 0)",
+                   len(traverse_util.flatten_dict(adapters)))
   unused = t5x_export.check_fit(
-      ckpt_state["target"], model_state["target"], allow_unexpected=True,
+      ckpt_state["target"], wanted, allow_unexpected=True,
       what="the initial checkpoint does not fit the model (is the model gin file the one the "
       "checkpoint was converted for, with the same --scan_layers?)")
   if unused:
     logging.warning("initial checkpoint: %d parameters not in the model are ignored: %s",
                     len(unused), list(unused[:10]))
   logging.info("initial checkpoint: restoring %d parameters; step and optimizer state "
-               "start fresh", len(traverse_util.flatten_dict(dict(model_state["target"]))))
+               "start fresh", len(traverse_util.flatten_dict(dict(wanted))))
   return {"target": ckpt_state["target"]}
 
 
