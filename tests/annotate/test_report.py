@@ -250,3 +250,8 @@ def test_cli_and_empty_dir(run_dir, tmp_path, capsys):
   (tmp_path / "empty").mkdir()
   with pytest.raises(FileNotFoundError, match="no annotation shards"):
     report.write_report(str(tmp_path / "empty"))
+  with pytest.raises(SystemExit, match="error: no annotation shards"):
+    report.main(["--annotate_dir", str(tmp_path / "empty")])
+  with pytest.raises(SystemExit, match="error: no annotation directory"):
+    report.main(["--annotate_dir", str(tmp_path / "absent"), "--out_dir", str(tmp_path / "o")])
+  assert not (tmp_path / "absent").exists() and not (tmp_path / "o").exists()

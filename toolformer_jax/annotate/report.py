@@ -425,8 +425,13 @@ def _plot_gains(numbers, arrays, out_dir) -> str:
       bins = np.histogram_bin_edges(gains, bins=min(40, max(5, gains.size // 2)))
       ax.hist(gains[~kept], bins=bins, color="tab:gray", label="rejected")
       ax.hist(gains[kept], bins=bins, color="tab:blue", label="kept")
+    lo, hi = (float(gains.min()), float(gains.max())) if gains.size else (-1.0, 1.0)
+    margin = max(1.0, hi - lo)
     for tau in numbers["tools"][tool]["tau_f"]:
-      ax.axvline(tau, color="tab:red", linestyle="--", label=f"tau_f {tau:g}")
+      if lo - margin <= tau <= hi + margin:
+        ax.axvline(tau, color="tab:red", linestyle="--", label=f"tau_f {tau:g}")
+      else:  # a threshold far off the data would squash the histogram
+        ax.plot([], [], color="tab:red", linestyle="--", label=f"tau_f {tau:g} (off scale)")
     ax.set_title(f"{tool} (n={gains.size})")
     ax.set_xlabel("L- - L+")
     ax.legend(fontsize=7)
@@ -581,9 +586,9 @@ def write_report(annotate_dir: str, out_dir: Optional[str] = None,
                  samples_per_tool: int = 3, progress: bool = False) -> str:
   """Writes report.md, report.json and the PNGs into out_dir (default annotate_dir);
   returns the path of report.md."""
+  run = read_run(annotate_dir, samples_per_tool, progress)
   out_dir = out_dir or annotate_dir
   os.makedirs(out_dir, exist_ok=True)
-  run = read_run(annotate_dir, samples_per_tool, progress)
   numbers, arrays = run["numbers"], run["arrays"]
   plots = {"counts": _plot_counts(numbers, out_dir),
            "loss_gain": _plot_gains(numbers, arrays, out_dir),
@@ -604,7 +609,10 @@ def main(argv=None) -> None:
   parser.add_argument("--out_dir", default=None, help="default: --annotate_dir")
   parser.add_argument("--samples", type=int, default=3, help="annotated passages per tool")
   args = parser.parse_args(argv)
-  path = write_report(args.annotate_dir, args.out_dir, args.samples, progress=True)
+  try:
+    path = write_report(args.annotate_dir, args.out_dir, args.samples, progress=True)
+  except FileNotFoundError as e:
+    raise SystemExit(f"error: {e}") from None
   with open(os.path.join(os.path.dirname(path), "report.json"), encoding="utf-8") as f:
     numbers = json.load(f)
   per_tool = ", ".join(f"{tool} {e['kept']}/{e['scored']}"
