@@ -47,10 +47,11 @@ def open_corpus(name: str, stats: corpora.ReadStats):
                        "existing jsonl/text path")
 
 
-def load_model(checkpoint: str, network=None, scan_layers: bool = True):
+def load_model(checkpoint: str, network=None, scan_layers: bool = False):
   """(module, params) for a t5x checkpoint directory (with the gin NETWORK) or anything
-  `convert` reads ('smollm2', a .gguf file, an HF GPT-J directory; loaded with scanned
-  layers by default: the same numbers, and each jitted shape compiles one layer, not 30).
+  `convert` reads ('smollm2', a .gguf file, an HF GPT-J directory). Unrolled layers by
+  default: scanned ones compile faster, but a scanned decode step rewrites the whole
+  stacked cache (SmolLM2, 8 rows, 448 slots: 1.22 s a step scanned, 0.30 s unrolled).
   """
   from toolformer_jax import convert  # pylint: disable=g-import-not-at-top
   kind = convert.input_kind(checkpoint)
@@ -74,7 +75,7 @@ def run(annotate_dir: str = gin.REQUIRED,
         checkpoint: str = "smollm2",
         network=None,
         vocabulary=None,
-        scan_layers: bool = True,
+        scan_layers: bool = False,
         tool_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
         sampling_config: sampling.SamplingConfig = sampling.SamplingConfig(),
         filter_config: filter_lib.FilterConfig = filter_lib.FilterConfig(),
