@@ -53,8 +53,8 @@ def load_model(checkpoint: str, network=None, scan_layers: bool = False):
   default: scanned ones compile faster, but a scanned decode step rewrites the whole
   stacked cache (SmolLM2, 8 rows, 448 slots: 1.22 s a step scanned, 0.30 s unrolled).
   """
-  from toolformer_jax import convert  # pylint: disable=g-import-not-at-top
-  kind = convert.input_kind(checkpoint)
+  from toolformer_jax.checkpoints import sources  # pylint: disable=g-import-not-at-top
+  kind = sources.input_kind(checkpoint)
   if kind == "t5x":
     if network is None:
       raise ValueError("a t5x checkpoint needs the model gin file's NETWORK")
@@ -62,7 +62,7 @@ def load_model(checkpoint: str, network=None, scan_layers: bool = False):
     params, _ = t5x_export.load_t5x_params(checkpoint)
     t5x_export.check_params(params, network)
     return network, params
-  module, params, _ = convert.load_network(checkpoint, scan_layers=scan_layers)
+  module, params, _ = sources.load_network(checkpoint, scan_layers=scan_layers)
   return module, params
 
 
@@ -123,6 +123,7 @@ def run(annotate_dir: str = gin.REQUIRED,
       stats = corpora.ReadStats("corpus")
       documents = pipeline.shard_documents(open_corpus(corpus, stats), shard, num_shards,
                                            max_documents)
+      annotator.stage_seconds.clear()  # per shard, as the manifest reports it
       annotated, candidates, counts = annotator.annotate(documents, shard, progress)
       counts["corpus_skipped"] = dict(stats.skipped_by_reason)
       manifest = {

@@ -132,6 +132,7 @@ class LossDifferenceFilter:
     self.weights = loss_weights(config.window)
     self.mesh = mesh
     data = mesh.shape["data"] if mesh is not None else 1
+    self.data_size = data
     self.rows_per_batch = -(-config.rows_per_batch // data) * data
     self.forwards = 0  # rows run through the network (for reports and tests)
     self.compiled_shapes = set()
@@ -233,7 +234,9 @@ class LossDifferenceFilter:
     for (length, p, q), members in sorted(groups.items()):
       for start in range(0, len(members), self.rows_per_batch):
         batch = members[start:start + self.rows_per_batch]
-        size = self.rows_per_batch
+        # A power of two up to rows_per_batch (a multiple of the data axis).
+        size = min(self.rows_per_batch, max(self.data_size, _pow2(len(batch), floor=1)))
+        size = -(-size // self.data_size) * self.data_size
         tokens = np.zeros((size, length), np.int32)
         positions = np.zeros((size, p), np.int32)
         targets = np.zeros((size, p), np.int32)
