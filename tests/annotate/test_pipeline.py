@@ -79,6 +79,8 @@ def _outputs(directory):
   out = {}
   for name in sorted(os.listdir(directory)):
     path = os.path.join(directory, name)
+    if name.startswith("report") or name.endswith(".png"):
+      continue  # the report (its own tests: test_report.py)
     if name.endswith(".tmp"):
       out[name] = "leftover temporary file"
     elif name.startswith("manifest"):
@@ -127,6 +129,7 @@ def test_outputs_follow_the_schema(reference):
   manifest = outputs["manifest-00000-of-00003.json"]
   assert manifest["counts"]["documents"] == 4
   assert "annotated 12 documents in 3 shards" in stdout
+  assert os.path.isfile(os.path.join(out, "report.md")) and "report.md" in stdout
 
 
 def test_rerun_skips_finished_shards(reference, checkpoint):

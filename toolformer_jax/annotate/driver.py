@@ -145,11 +145,16 @@ def run(annotate_dir: str = gin.REQUIRED,
         totals[f"{tool}_scored"] += tc.get("scored", 0)
         totals[f"{tool}_kept"] += tc.get("kept", 0)
     executor.close()
+  report_note = ""
+  if process_index == 0 and all(pipeline.shard_done(annotate_dir, s, num_shards)
+                                for s in range(num_shards)):
+    from toolformer_jax.annotate import report  # pylint: disable=g-import-not-at-top
+    report_note = f"; report {report.write_report(annotate_dir)}"
   per_tool = ", ".join(f"{t} {totals[t + '_kept']}/{totals[t + '_scored']}" for t in tools)
   print(f"annotated {totals['documents']} documents in {len(todo)} shards "
         f"({skipped} already done) in {time.perf_counter() - start:.0f} s: "
         f"{totals['annotated']} with calls; kept/scored per tool: {per_tool}; "
-        f"output in {annotate_dir}")
+        f"output in {annotate_dir}{report_note}")
   return dict(totals)
 
 
