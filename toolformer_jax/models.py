@@ -9,6 +9,10 @@ What t5x lacks and Toolformer fine-tuning needs, and nothing more:
   per-batch perplexities); tokens weigh what t5x's loss weights say (1 per target token
   unless `loss_normalizing_factor='AVERAGE_PER_SEQUENCE'` reweights them). Training,
   scoring and decoding are the stock ones.
+* Tool-use decoding: with `decode_fn = ToolSampler(...)` (toolformer_jax.decoding.
+  tool_decoding; gin/models/base/tool_decoding.gin) `_compute_logits_from_slice` also runs
+  the sampler's extend step (several tokens per row in one call, `decode_lengths`), and
+  `predict_batch_with_aux` adds the calls made (`call_*` arrays) to the aux outputs.
 * `learning_rate`: the paper's schedule (lr 1e-5, linear warm-up over the first 10% of the
   steps from 0, then constant) as an optax schedule for `optax.adamw`; t5x's
   `create_learning_rate_scheduler` cannot express "10% of TRAIN_STEPS".
@@ -99,6 +103,34 @@ class ToolformerDecoderOnlyModel(models.DecoderOnlyModel):
     if isinstance(factor, (int, float)) and not isinstance(factor, bool):
       return float(factor)
     return None
+
+  # Tool-use decoding (toolformer_jax.decoding.tool_decoding.ToolSampler as decode_fn).
+  def _compute_logits_from_slice(self, decoding_state, params, max_decode_length):
+    """t5x's one-token step, plus the extend step of tool decoding: a state with
+    `decode_lengths` [batch] appends that many of its cur_token [batch, n] per row to the
+    cache in one call and returns the logits at each row's last real token."""
+    lengths = getattr(decoding_state, "decode_lengths", None)
+    if lengths is None:
+      return super()._compute_logits_from_slice(decoding_state, params, max_decode_length)
+    tokens = decoding_state.cur_token
+    logits, new_vars = self.module.apply(
+        {"params": params, "cache": decoding_state.cache}, tokens, tokens,
+        enable_dropout=False, decode=True, max_decode_length=max_decode_length,
+        decode_lengths=lengths, output_positions=jnp.maximum(lengths - 1, 0)[:, None],
+        mutable=["cache"])
+    return logits[:, 0], new_vars["cache"]
+
+  def predict_batch_with_aux(self, params, batch, rng=None, **kwargs):
+    """t5x's, plus the calls of a tool-using decode_fn (one with `capture_aux`) in aux."""
+    capture = getattr(self._decode_fn, "capture_aux", None)
+    if capture is None:
+      return super().predict_batch_with_aux(params, batch, rng, **kwargs)
+    with capture() as box:
+      sequences, aux = super().predict_batch_with_aux(params, batch, rng, **kwargs)
+    calls = box.aux or {}
+    if not kwargs.get("return_all_decodes", False):
+      calls = {k: v[:, -1] for k, v in calls.items()}  # the decode t5x returns
+    return sequences, {**aux, **calls}
 
 
 # --- optimizer -------------------------------------------------------------------------------

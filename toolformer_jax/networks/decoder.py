@@ -379,7 +379,9 @@ class Decoder(nn.Module):
       index = index[0]
     lengths = (jnp.full(index.shape, length, jnp.int32) if decode_lengths is None
                else decode_lengths.astype(jnp.int32))
-    overflow = index + lengths > cache_length
+    # A row given 0 tokens writes nothing, so it cannot overflow (t5x's loop keeps stepping
+    # finished rows past the end; an extend leaves them at 0).
+    overflow = (lengths > 0) & (index + lengths > cache_length)
     jax.debug.callback(_raise_cache_overflow, overflow, index, lengths, cache_length)
 
 
