@@ -313,15 +313,18 @@ class ToolSampler:
   max_calls: calls per output. max_call_tokens: tokens after " [" before a call that has
     not reached "->" is cut off (refused). max_result_tokens: tokens inserted per call
     (result and "]"; >= 2). error_chars: characters of an error message inserted.
-  temperature, topk, topp, rescale_log_probs, max_decode_steps: defaults of
-    temperature_sample's arguments of the same names (the call's arguments win).
+  temperature, topk, topp, rescale_log_probs, max_decode_steps, logit_callback_fn:
+    defaults of temperature_sample's arguments of the same names (the call's arguments
+    win). A logit_callback_fn(logits, state) receives this sampler's ToolSamplingState and
+    runs before the trigger (it sees and may change the logits the trigger ranks).
   """
 
   def __init__(self, vocabulary, executor=None, tools: Optional[Sequence[str]] = None,
                trigger_top_k: int = 10, max_calls: int = 1, max_call_tokens: int = 48,
                max_result_tokens: int = 32, error_chars: int = 80,
                temperature: float = 0.0, topk: int = 0, topp: float = 0.0,
-               rescale_log_probs: bool = True, max_decode_steps: Optional[int] = None):
+               rescale_log_probs: bool = True, max_decode_steps: Optional[int] = None,
+               logit_callback_fn: Optional[Callable] = None):
     if isinstance(trigger_top_k, bool) or not isinstance(trigger_top_k, int) or trigger_top_k < 0:
       raise ValueError(f"trigger_top_k must be an int >= 0 (0: tools off), got {trigger_top_k!r}")
     if not isinstance(max_calls, int) or max_calls < 1:
@@ -339,7 +342,8 @@ class ToolSampler:
     self.error_chars = error_chars
     self.defaults = dict(temperature=temperature, topk=topk, topp=topp,
                          rescale_log_probs=rescale_log_probs,
-                         max_decode_steps=max_decode_steps)
+                         max_decode_steps=max_decode_steps,
+                         logit_callback_fn=logit_callback_fn)
     if executor is None and trigger_top_k > 0:
       from toolformer_jax.tools import engine  # pylint: disable=g-import-not-at-top
       from toolformer_jax.tools import registry  # pylint: disable=g-import-not-at-top
@@ -391,6 +395,7 @@ class ToolSampler:
     topp = pick(topp, "topp")
     rescale = pick(rescale_log_probs, "rescale_log_probs")
     max_decode_steps = pick(max_decode_steps, "max_decode_steps")
+    logit_callback_fn = pick(logit_callback_fn, "logit_callback_fn")
     if decode_rng is None:
       decode_rng = random.PRNGKey(0)
     if (max_decode_steps_hard_limit is not None and max_decode_steps_hard_limit > 0
