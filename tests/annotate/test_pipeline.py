@@ -86,7 +86,7 @@ def _outputs(directory):
     elif name.startswith("manifest"):
       with open(path) as f:
         manifest = json.load(f)
-      for key in ("stage_seconds", "checkpoint"):
+      for key in ("stage_seconds", "checkpoint", "corpus"):
         manifest.pop(key)
       manifest["counts"].pop("corpus_skipped")
       out[name] = manifest

@@ -18,8 +18,6 @@ from absl import flags
 import gin
 import jax
 
-from toolformer_jax.annotate import driver
-
 _GIN_FILES = flags.DEFINE_multi_string("gin_file", [], "Gin files (searched in --gin_search_paths).")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings (also --gin.NAME=VALUE).")
 _GIN_SEARCH_PATHS = flags.DEFINE_list("gin_search_paths", ["gin"], "Where gin files are looked up.")
@@ -38,6 +36,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   if _COORDINATOR.value:
     jax.distributed.initialize(_COORDINATOR.value, _PROCESS_COUNT.value, _PROCESS_INDEX.value)
+  # Imported after jax.distributed.initialize: the pipeline's modules touch JAX on import.
+  from toolformer_jax.annotate import driver  # pylint: disable=g-import-not-at-top
   for path in _GIN_SEARCH_PATHS.value:
     gin.add_config_file_search_path(path)
   gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value)
