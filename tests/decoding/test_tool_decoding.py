@@ -26,7 +26,8 @@ from toolformer_jax.tools import engine
 LENGTH = 48
 VOCAB = vocab_lib.Gpt2Vocabulary()
 CALL_ID = vocab_lib.single_token_id(VOCAB, " [")
-PROMPTS = ["The ratio of 400 to 1400 is", "Out of 1400 voters,", "In 2010 the town had 400"]
+PROMPTS = ["The ratio of 400 to 1400 is", "Out of 1400 voters,", "In 2010 the town had 400",
+           "Four"]
 
 
 class Sleepy(tool_base.Tool):
@@ -93,8 +94,9 @@ def script_table(scripts):
 
 
 def trigger_table(trigger_at):
-  """[batch, SLOTS + 1] sequence positions where each row's next call is wanted (-1 never)."""
-  at = np.full((len(trigger_at), SLOTS + 1), -1, np.int32)
+  """[batch, SLOTS + 1] sequence positions where each row's next call is wanted (-1 never;
+  rows not given: never)."""
+  at = np.full((len(PROMPTS), SLOTS + 1), -1, np.int32)
   for b, row in enumerate(trigger_at):
     at[b, :len(row)] = row
   return at
@@ -192,40 +194,47 @@ def test_num_decodes_and_all_decodes_equal_t5x(network, executor):
   (t5x_tokens, t5x_aux), (tokens, aux) = outs
   np.testing.assert_array_equal(tokens, t5x_tokens)
   np.testing.assert_allclose(aux["scores"], t5x_aux["scores"], rtol=1e-6, atol=1e-6)
-  assert aux["call_position"].shape == (3, 3, 1)
+  assert aux["call_position"].shape == (len(PROMPTS), 3, 1)
 
 
 # ------------------------------------------------------------------------ one call
+def build_run(module, executor, steps=None, **sampler_kwargs):
+  """run(params, batch, script table, trigger table, rank) -> (tokens, aux): greedy tool
+  decoding of a batch with scripted calls; `steps` (a list) records every step's
+  (cur_index, ended, logits)."""
+  sampler = tool_decoding.ToolSampler(VOCAB, executor, **sampler_kwargs)
+  model = make_model(module, sampler)
+
+  def run(params, batch, table, at, rank):
+    callback = scripted(table, at, rank)
+    if steps is not None:
+      inner = callback
+
+      def callback(logits, state):  # pylint: disable=function-redefined
+        jax.debug.callback(lambda *a: steps.append(tuple(map(np.asarray, a))),
+                           state.cur_index, state.ended[:, 0], logits)
+        return inner(logits, state)
+
+    return model.predict_batch_with_aux(
+        params, batch, decoder_params=dict(temperature=0.0, logit_callback_fn=callback))
+
+  return run
+
+
 _COMPILED = {}
 
 
 def _forced_run(network, executor, trigger_at, rank=0, script="Calculator(400 / 1400) ->",
                 per_row=None, record=False, **sampler_kwargs):
-  """Greedy tool decoding of PROMPTS with scripted calls; (batch, tokens, aux[, record]).
+  """Greedy tool decoding of PROMPTS with scripted calls; (batch, tokens, aux[, steps]).
 
   One compilation per sampler setting: the scripts, triggers and rank are arguments.
   """
   module, params = network
   key = (id(executor), record, tuple(sorted(sampler_kwargs.items())))
   if key not in _COMPILED:
-    sampler = tool_decoding.ToolSampler(VOCAB, executor, **sampler_kwargs)
-    model = make_model(module, sampler)
-    steps = []
-
-    def run(params, batch, table, at, rank):
-      callback = scripted(table, at, rank)
-      if record:
-        inner = callback
-
-        def callback(logits, state):  # pylint: disable=function-redefined
-          jax.debug.callback(lambda *a: steps.append(tuple(map(np.asarray, a))),
-                             state.cur_index, state.ended[:, 0], logits)
-          return inner(logits, state)
-
-      return model.predict_batch_with_aux(
-          params, batch, decoder_params=dict(temperature=0.0, logit_callback_fn=callback))
-
-    _COMPILED[key] = (jax.jit(run), steps)
+    steps = [] if record else None
+    _COMPILED[key] = (jax.jit(build_run(module, executor, steps, **sampler_kwargs)), steps)
   run, steps = _COMPILED[key]
   batch = features()
   scripts = per_row or [script] * len(PROMPTS)  # per_row: one script per prompt
@@ -241,7 +250,7 @@ def _forced_run(network, executor, trigger_at, rank=0, script="Calculator(400 / 
 
 def test_forced_call_runs_the_calculator_and_continues(network, executor):
   lengths = prompt_lengths(features())
-  at = [[int(lengths[0]) + 3], [-1], [-1]]  # row 0 calls after 2 generated tokens
+  at = [[int(lengths[0]) + 3]]  # row 0 calls after 2 generated tokens
   batch, tokens, aux, record = _forced_run(network, executor, at, record=True)
   text = text_of(tokens[0])
   assert " [Calculator(400 / 1400) -> 0.29]" in text, text
@@ -258,20 +267,20 @@ def test_forced_call_runs_the_calculator_and_continues(network, executor):
   assert inserted.tolist() == VOCAB.encode(" 0.29]")
   # Decoding goes on after "]".
   assert (tokens[0, marker + 1 + len(inserted):] != 0).sum() > 3
-  assert aux["call_count"].tolist() == [1, 0, 0]
+  assert aux["call_count"].tolist() == [1, 0, 0, 0]
 
   # Every step's logits (after the insertion too) equal a full recompute of the final
   # token sequence at the fed position.
   module, params = network
-  full_seq = np.zeros((3, LENGTH), np.int32)
-  for b in range(3):
+  full_seq = np.zeros((len(PROMPTS), LENGTH), np.int32)
+  for b in range(len(PROMPTS)):
     n = int(lengths[b])
     full_seq[b, :1 + n] = np.asarray(batch["decoder_input_tokens"][b, :1 + n])
     full_seq[b, 1 + n:] = tokens[b, :LENGTH - 1 - n]
   full = np.asarray(module.apply({"params": params}, jnp.asarray(full_seq), enable_dropout=False))
   checked_after = 0
   for cur_index, ended, logits in record:
-    for b in range(3):
+    for b in range(len(PROMPTS)):
       if ended[b] or cur_index[b] >= LENGTH:
         continue
       np.testing.assert_allclose(logits[b], full[b, cur_index[b]], atol=1e-4, rtol=0)
@@ -282,7 +291,7 @@ def test_forced_call_runs_the_calculator_and_continues(network, executor):
 @pytest.mark.parametrize("rank,k,called", [(3, 10, True), (3, 3, False), (2, 3, True)])
 def test_trigger_fires_when_call_token_is_in_top_k(network, executor, rank, k, called):
   lengths = prompt_lengths(features())
-  _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2], [-1], [-1]],
+  _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2]],
                                rank=rank, **({} if k == 10 else {"trigger_top_k": k}))
   assert int(aux["call_count"][0]) == int(called)
   if called:
@@ -295,14 +304,13 @@ def test_trigger_fires_when_call_token_is_in_top_k(network, executor, rank, k, c
 
 def test_a_calling_row_does_not_change_the_others(network, executor):
   lengths = prompt_lengths(features())
-  _, quiet, _ = _forced_run(network, executor, [[-1], [-1], [-1]])
-  for row in range(3):
-    at = [[-1], [-1], [-1]]
-    at[row] = [int(lengths[row]) + 2]
+  _, quiet, _ = _forced_run(network, executor, [])
+  for row in range(len(PROMPTS)):
+    at = [[-1]] * row + [[int(lengths[row]) + 2]]
     _, tokens, aux = _forced_run(network, executor, at)
     assert int(aux["call_count"][row]) == 1
     assert not np.array_equal(tokens[row], quiet[row])
-    for other in set(range(3)) - {row}:
+    for other in set(range(len(PROMPTS))) - {row}:
       np.testing.assert_array_equal(tokens[other], quiet[other])
 
 
@@ -317,12 +325,13 @@ def test_rows_calling_in_the_same_step_go_to_the_engine_together(network):
       return super().call_batch(calls)
 
   lengths = prompt_lengths(features())
-  # Same script length, each row triggered 2 steps in: all three reach "->" in one step.
-  per_row = ["Calculator(1 + 1) ->", "Calculator(2 + 2) ->", "Calculator(3 + 3) ->"]
+  # Same script length, each row triggered 2 steps in: all rows reach "->" in one step.
+  per_row = ["Calculator(1 + 1) ->", "Calculator(2 + 2) ->", "Calculator(3 + 3) ->",
+             "Calculator(4 + 4) ->"]
   with engine.ToolExecutor({"Calculator": Recorder()}, cache_size=0) as ex:
     _, tokens, aux = _forced_run(network, ex, [[int(n) + 2] for n in lengths], per_row=per_row)
-  assert seen == [3]
-  for b, expected in enumerate(["2", "4", "6"]):
+  assert seen == [4]
+  for b, expected in enumerate(["2", "4", "6", "8"]):
     (call,) = tool_decoding.calls_from_aux(tokens[b], tool_decoding.split_aux(aux, b), VOCAB)
     assert call["result"] == expected and call["step"] == int(aux["call_step"][0, 0])
 
@@ -331,7 +340,7 @@ def test_rows_calling_in_the_same_step_go_to_the_engine_together(network):
 def test_chained_calls_and_max_calls(network, executor):
   scripts = ["Calculator(2 + 3) ->", "Calculator(5 * 7) ->", "Calculator(1 - 9) ->"]
   lengths = prompt_lengths(features())
-  at = [[int(lengths[0]) + 2, 0, 0], [-1], [-1]]  # three calls wanted, back to back
+  at = [[int(lengths[0]) + 2, 0, 0]]  # three calls wanted, back to back
   for max_calls in (1, 2, 3):
     _, tokens, aux = _forced_run(network, executor, at, script=scripts,
                                  **({} if max_calls == 1 else {"max_calls": max_calls}))
@@ -353,7 +362,7 @@ def test_bad_calls_insert_an_error_and_decoding_goes_on(network, executor, scrip
                                                          result):
   lengths = prompt_lengths(features())
   start = time.time()
-  _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2], [-1], [-1]],
+  _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2]],
                                script=script)
   (call,) = tool_decoding.calls_from_aux(tokens[0], tool_decoding.split_aux(aux, 0), VOCAB)
   assert call["status"] == status
@@ -367,7 +376,7 @@ def test_bad_calls_insert_an_error_and_decoding_goes_on(network, executor, scrip
 
 def test_results_are_capped_in_tokens(network, executor):
   lengths = prompt_lengths(features())
-  _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2], [-1], [-1]],
+  _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2]],
                                script="Calcu(2) ->", max_result_tokens=5)
   assert int(aux["call_result_length"][0, 0]) == 5
   (call,) = tool_decoding.calls_from_aux(tokens[0], tool_decoding.split_aux(aux, 0), VOCAB)
@@ -378,7 +387,7 @@ def test_results_are_capped_in_tokens(network, executor):
 
 def test_a_call_without_marker_is_cut_off(network, executor):
   lengths = prompt_lengths(features())
-  _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2], [-1], [-1]],
+  _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2]],
                                script="Calculator(1 + 1 + 1 + 1 + 1 + 1", max_call_tokens=6)
   (call,) = tool_decoding.calls_from_aux(tokens[0], tool_decoding.split_aux(aux, 0), VOCAB)
   assert call["status"] == "refused" and "within 6 tokens" in call["result"]
@@ -390,8 +399,8 @@ def test_stock_t5x_model_fails_clearly(network, executor):
   from t5x import models as t5x_models  # pylint: disable=g-import-not-at-top
   module, params = network
   lengths = prompt_lengths(features())
-  callback = scripted(jnp.asarray(script_table(["Calculator(1 + 1) ->"] * 3)),
-                      jnp.asarray(trigger_table([[int(lengths[0]) + 2], [-1], [-1]])), 0)
+  callback = scripted(jnp.asarray(script_table(["Calculator(1 + 1) ->"] * len(PROMPTS))),
+                      jnp.asarray(trigger_table([[int(lengths[0]) + 2]])), 0)
   model = t5x_models.DecoderOnlyModel(module, VOCAB, optimizer_def=None,
                                       decode_fn=tool_decoding.ToolSampler(VOCAB, executor))
   with pytest.raises(TypeError, match="ToolformerDecoderOnlyModel"):
@@ -415,3 +424,67 @@ def test_extend_of_zero_tokens_on_a_row_past_the_end_is_allowed():
     return kv_cache.cache_index(module, cache)
 
   np.testing.assert_array_equal(run(jax.random.PRNGKey(0)), [11, 5])
+
+
+# ------------------------------------------------------------------------- sharding
+_SHARDED_SCRIPT = r"""
+import pickle, sys
+sys.path.insert(0, sys.argv[1])
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import PartitionSpec as P
+import test_tool_decoding as T
+from toolformer_jax import partitioning
+from toolformer_jax.tools import calculator, engine
+
+with open(sys.argv[2], "rb") as f:
+  params, args = pickle.load(f)
+module = T.GPTJ(T.GPTJConfig.from_preset("tiny", vocab_size=50400))
+ones = jnp.ones((1, 8), jnp.int32)
+axes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), ones, ones,
+                                          enable_dropout=False))["params_axes"]
+run = T.build_run(module, engine.ToolExecutor({"Calculator": calculator.Calculator()}))
+partitioner = partitioning.make_partitioner(num_partitions=2)
+sharded_run = partitioner.partition(
+    run, in_axis_resources=(partitioning.param_specs(axes), P("data"), P("data"), P("data"),
+                            None),
+    out_axis_resources=P())
+out = jax.tree.map(np.asarray, sharded_run(params, *args))
+with open(sys.argv[3], "wb") as f:
+  pickle.dump({"mesh": dict(partitioner.mesh.shape), "devices": jax.device_count(),
+               "out": out}, f)
+"""
+
+
+def test_sharded_decoding_on_a_2x2_mesh_equals_one_device(network, executor, tmp_path):
+  """The same scripted calls through t5x's partitioner on data=2 x model=2 fake CPU
+  devices (params split along model, the batch along data) give the same tokens and
+  calls as one device."""
+  import os  # pylint: disable=g-import-not-at-top
+  import pickle  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  lengths = prompt_lengths(features())
+  at = [[int(lengths[0]) + 2], [-1], [int(lengths[2]) + 4]]
+  batch, tokens, aux = _forced_run(network, executor, at)
+  assert aux["call_count"].tolist() == [1, 0, 1, 0]
+  args = (batch, script_table(["Calculator(400 / 1400) ->"] * len(PROMPTS)),
+          trigger_table(at), np.int32(0))
+  with open(tmp_path / "in.pkl", "wb") as f:
+    pickle.dump((jax.tree.map(np.asarray, network[1]), jax.tree.map(np.asarray, args)), f)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-c", _SHARDED_SCRIPT, os.path.dirname(__file__),
+                         str(tmp_path / "in.pkl"), str(tmp_path / "out.pkl")],
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  with open(tmp_path / "out.pkl", "rb") as f:
+    result = pickle.load(f)
+  assert result["devices"] == 4 and result["mesh"] == {"data": 2, "model": 2}
+  sharded_tokens, sharded_aux = result["out"]
+  np.testing.assert_array_equal(sharded_tokens, tokens)
+  assert sorted(sharded_aux) == sorted(aux)
+  for name, value in aux.items():
+    if np.issubdtype(value.dtype, np.floating):  # a vocab-sharded softmax: rounding only
+      np.testing.assert_allclose(sharded_aux[name], value, rtol=1e-5, atol=1e-6)
+    else:
+      np.testing.assert_array_equal(sharded_aux[name], value, err_msg=name)
