@@ -39,6 +39,18 @@ def model(tmp_path_factory):
   return GPTJ(config), params, torch_model, lambda s: tokenizer.encode(s).ids
 
 
+@pytest.fixture(scope="module")
+def scorer(model):
+  """One filter (its jitted kernels compile once); tests set its config."""
+  module, params, _, tokenize = model
+  return filter_lib.LossDifferenceFilter(module, params, tokenize)
+
+
+def _score(scorer, config, documents, candidates):
+  scorer.config = config
+  return scorer.score(documents, candidates)
+
+
 def _candidates(tokenize):
   """>= 50 candidates: every document, calls at its start and its last tokens, varied z."""
   documents, candidates = {}, []
@@ -88,7 +100,7 @@ def test_kernel_equals_pytorch_per_candidate(model):
   assert len(candidates) >= 50
   scorer = filter_lib.LossDifferenceFilter(module, params, tokenize,
                                            filter_lib.FilterConfig(tau_f=0.0))
-  scores = scorer.score(documents, candidates)
+  scores = scorer.score(documents, candidates)  # a fresh filter: counts its own forwards
   worst = 0.0
   for c, s in zip(candidates, scores):
     doc_ids = documents[c.doc]
@@ -108,31 +120,26 @@ def test_kernel_equals_pytorch_per_candidate(model):
   assert len(scorer.compiled_shapes) <= 6
 
 
-def test_keep_rule_thresholds_and_cost(model):
-  module, params, _, tokenize = model
+def test_keep_rule_thresholds_and_cost(model, scorer):
+  tokenize = model[3]
   documents, candidates = _candidates(tokenize)
   candidates = candidates[:12]
-  base = filter_lib.LossDifferenceFilter(module, params, tokenize,
-                                         filter_lib.FilterConfig(tau_f=0.0)).score(
-                                             documents, candidates)
+  base = _score(scorer, filter_lib.FilterConfig(tau_f=0.0), documents, candidates)
   gains = np.array([s.loss_minus - s.loss_plus for s in base])
   tau = float(np.median(gains))
-  strict = filter_lib.LossDifferenceFilter(module, params, tokenize,
-                                           filter_lib.FilterConfig(tau_f=tau)).score(
-                                               documents, candidates)
+  strict = _score(scorer, filter_lib.FilterConfig(tau_f=tau), documents, candidates)
   assert [s.kept for s in strict] == [bool(g >= tau) for g in gains]
   lam = 0.01
-  costly = filter_lib.LossDifferenceFilter(
-      module, params, tokenize, filter_lib.FilterConfig(tau_f=tau, cost_lambda=lam)).score(
-          documents, candidates)
+  costly = _score(scorer, filter_lib.FilterConfig(tau_f=tau, cost_lambda=lam), documents,
+                  candidates)
   for c, s, g in zip(candidates, costly, gains):
     assert s.call_tokens == len(tokenize(c.prefix_call_result))
     assert s.kept == bool(g >= tau + lam * s.call_tokens)
 
 
-def test_bad_candidates_and_configs_fail_loudly(model):
+def test_bad_candidates_and_configs_fail_loudly(model, scorer):
   module, params, _, tokenize = model
-  scorer = filter_lib.LossDifferenceFilter(module, params, tokenize)
+  scorer.config = filter_lib.FilterConfig()
   with pytest.raises(ValueError, match="candidate at token 9 of a 3-token document"):
     scorer.score({0: [5, 6, 7]}, [filter_lib.Candidate(0, 9, " [A()]", " [A() -> 1]")])
   with pytest.raises(ValueError, match="length_buckets"):
@@ -159,15 +166,13 @@ def _reference_inline_loss(torch_model, tokenize, doc_ids, z, i):
   return loss
 
 
-def test_inline_mode_equals_pytorch_and_shares_the_empty_loss(model):
-  module, params, torch_model, tokenize = model
+def test_inline_mode_equals_pytorch_and_shares_the_empty_loss(model, scorer):
+  _, _, torch_model, tokenize = model
   documents, candidates = _candidates(tokenize)
   candidates = candidates[::3]
-  inline = filter_lib.LossDifferenceFilter(
-      module, params, tokenize, filter_lib.FilterConfig(tau_f=0.0, mode="inline")).score(
-          documents, candidates)
-  prefix = filter_lib.LossDifferenceFilter(
-      module, params, tokenize, filter_lib.FilterConfig(tau_f=0.0)).score(documents, candidates)
+  inline = _score(scorer, filter_lib.FilterConfig(tau_f=0.0, mode="inline"), documents,
+                  candidates)
+  prefix = _score(scorer, filter_lib.FilterConfig(tau_f=0.0), documents, candidates)
   worst = 0.0
   for c, s, p in zip(candidates, inline, prefix):
     doc_ids = documents[c.doc]
