@@ -7,11 +7,13 @@ must describe the same calls the prediction texts contain.
 """
 import json
 import os
+import subprocess
+import sys
 
 import gin
 import pytest
 
-from t5x_testlib import GIN_DIR, quote, REPO, run_t5x
+from t5x_testlib import GIN_DIR, quote, REPO, run_t5x, subprocess_env
 from toolformer_jax import models as toolformer_models
 
 from toolformer_jax import vocab as vocab_lib
@@ -22,18 +24,24 @@ PROMPTS = ["Twelve eggs:", "Three boxes of four eggs make", "Counting the eggs i
 INFER_GIN = ("runs/infer_tools.gin", "models/gptj_tiny.gin")
 
 
-def _infer(tmp_path, initial_checkpoint, monkeypatch, **bindings):
-  prompts = tmp_path / "prompts.jsonl"
-  prompts.write_text("".join(json.dumps({"inputs": p}) + "\n" for p in PROMPTS))
+def _script_gin(tmp_path, monkeypatch):
+  """A gin file binding tool_script's scripted Calculator call (on PYTHONPATH)."""
   script_gin = tmp_path / "script.gin"
   script_gin.write_text(
       "from __gin__ import dynamic_registration\n"
       "import tool_script\n"
       "from toolformer_jax.decoding import tool_decoding\n"
       "tool_decoding.ToolSampler.logit_callback_fn = @tool_script.calculator_script()\n")
-  out_dir = tmp_path / "infer"
-  monkeypatch.setenv("PYTHONPATH", os.pathsep.join(  # t5x.infer imports tool_script
+  monkeypatch.setenv("PYTHONPATH", os.pathsep.join(  # the subprocess imports tool_script
       [str(REPO / "tests" / "t5x")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+  return script_gin
+
+
+def _infer(tmp_path, initial_checkpoint, monkeypatch, **bindings):
+  prompts = tmp_path / "prompts.jsonl"
+  prompts.write_text("".join(json.dumps({"inputs": p}) + "\n" for p in PROMPTS))
+  script_gin = _script_gin(tmp_path, monkeypatch)
+  out_dir = tmp_path / "infer"
   run = run_t5x("t5x.infer", INFER_GIN + (str(script_gin),), {
       "PROMPT_FILES": f"[{quote(prompts)}]",
       "CHECKPOINT_PATH": quote(initial_checkpoint),
@@ -92,3 +100,27 @@ def test_tool_decoding_gin_swaps_the_decode_fn_and_one_binding_turns_tools_off(
     assert sorted(sampler.executor.tools) == ["Calculator"]
   else:
     assert sampler.executor is None and not sampler.tools_on
+
+
+def test_generate_cli_writes_outputs_with_calls(tmp_path, initial_checkpoint, monkeypatch):
+  """python -m toolformer_jax.generate on a t5x checkpoint: records keep their fields and
+  gain "output" and "calls"."""
+  records = [{"inputs": p, "id": i} for i, p in enumerate(PROMPTS)]
+  (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+  script_gin = _script_gin(tmp_path, monkeypatch)
+  proc = subprocess.run(
+      [sys.executable, "-m", "toolformer_jax.generate", f"--gin_search_paths={GIN_DIR}",
+       "--gin_file=models/gptj_tiny.gin", f"--gin_file={script_gin}",
+       f"--checkpoint={initial_checkpoint}", f"--input={tmp_path / 'in.jsonl'}",
+       f"--output={tmp_path / 'out.jsonl'}", "--max_decode_steps=20", "--batch_size=2",
+       "--gin.TOOLS=['Calculator']"],
+      cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "generate: 3 outputs, 3 calls (ok 3)" in proc.stdout
+  rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+  assert [(r["inputs"], r["id"]) for r in rows] == [(r["inputs"], r["id"]) for r in records]
+  for row in rows:
+    assert " [Calculator(3 * 4) -> 12]" in row["output"]
+    (call,) = row["calls"]
+    assert (call["tool"], call["args"], call["result"], call["status"]) == (
+        "Calculator", "3 * 4", "12", "ok")

@@ -702,7 +702,8 @@ def calls_from_aux(tokens: Sequence[int], aux: Mapping[str, Any], vocabulary
 
   Each call: tool, args (None if the call text does not parse), result (the inserted text
   without "]"), status (a tools.STATUSES name or "unfinished"), trigger_rank,
-  trigger_prob, forced, step, position (of " [" in `tokens`) and text (the call text).
+  trigger_prob, forced, step, text (the call text), position (of " [" in `tokens`) and
+  end (one past the inserted "]"; len(tokens) for an unfinished call).
   """
   tokens = [int(t) for t in np.asarray(tokens).reshape(-1)]
   count = int(np.asarray(aux["call_count"]).reshape(()))
@@ -736,6 +737,7 @@ def calls_from_aux(tokens: Sequence[int], aux: Mapping[str, Any], vocabulary
         "forced": bool(get("call_forced")),
         "step": int(get("call_step")),
         "position": position,
+        "end": marker + 1 + length if result is not None else len(tokens),
     })
   return calls
 
