@@ -29,9 +29,17 @@ def _init(name, scan):
   return module, params
 
 
-def _full_logits(module, params, ids):
-  return np.asarray(module.apply({"params": params}, jnp.asarray([ids], jnp.int32),
-                                 enable_dropout=False))[0]  # [length, vocab]
+_FORWARDS = {}
+
+
+def _full_logits(module, params, ids, length=24):
+  """Plain causal forward of `ids` (right-padded to a fixed length: one compile)."""
+  if module not in _FORWARDS:
+    _FORWARDS[module] = jax.jit(lambda p, t: module.apply({"params": p}, t,
+                                                          enable_dropout=False))
+  padded = np.zeros((1, length), np.int32)
+  padded[0, :len(ids)] = ids
+  return np.asarray(_FORWARDS[module](params, padded))[0, :len(ids)]  # [len, vocab]
 
 
 def _tokens(rng, vocab, n):
@@ -96,12 +104,14 @@ def test_fork_and_extend_equal_full_recompute(name, scan):
   prefix = _tokens(rng, vocab, 9)
   cache = kv_cache.init_cache(module, params, batch=1, length=24)
   padded = jnp.asarray([prefix + [0, 0, 0]], jnp.int32)  # [1, 12], 9 real tokens
-  _, cache = kv_cache.prefill(module, params, cache, padded, [9])
+  _, cache = jax.jit(lambda c, t: kv_cache.prefill(module, params, c, t, jnp.asarray([9])))(
+      cache, padded)
   np.testing.assert_array_equal(kv_cache.cache_index(module, cache), [9])
 
   # Three rows of the one prefix, resuming at slots 9, 5 and 0; extends of 4, 3, 2 tokens.
   starts, lengths = [9, 5, 0], [4, 3, 2]
-  cache = kv_cache.fork(module, cache, rows=[0, 0, 0], index=starts)
+  cache = jax.jit(lambda c: kv_cache.fork(module, c, rows=jnp.asarray([0, 0, 0]),
+                                           index=jnp.asarray(starts)))(cache)
   new = [_tokens(rng, vocab, 4) for _ in starts]
   logits, cache = jax.jit(
       lambda c, t, n: kv_cache.extend(module, params, c, t, n))(
@@ -117,9 +127,10 @@ def test_fork_and_extend_equal_full_recompute(name, scan):
 
   # Then a t5x-style one-token step on every row.
   step = _tokens(rng, vocab, 3)
-  logits, cache = module.apply({"params": params, "cache": cache},
-                               jnp.asarray(step, jnp.int32)[:, None], enable_dropout=False,
-                               decode=True, mutable=["cache"])
+  logits, cache = jax.jit(lambda c, t: module.apply(
+      {"params": params, "cache": c}, t, enable_dropout=False, decode=True,
+      mutable=["cache"]))(cache, jnp.asarray(step, jnp.int32)[:, None])
+  cache = cache["cache"]
   for r in range(3):
     sequence_logits = _full_logits(module, params, sequences[r] + [step[r]])
     np.testing.assert_allclose(np.asarray(logits[r, 0]), sequence_logits[-1], atol=1e-5)
