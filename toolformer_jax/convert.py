@@ -44,6 +44,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 from absl import app
 from absl import flags
 
+from toolformer_jax import gin_flags
+
 _TO = flags.DEFINE_enum("to", "orbax", ["t5x", "orbax"], "Output format.")
 _FROM = flags.DEFINE_enum("from", None, ["hf-gptj", "gguf", "t5x"],
                           "Input kind; detected from --input when omitted, checked when given.")
@@ -262,16 +264,5 @@ def main(argv: Sequence[str]) -> None:
         f"{time.time() - start:.1f} s")
 
 
-def _rewrite_gin_flags(argv: Sequence[str]) -> list:
-  """`--gin.NAME=VALUE` (t5x's spelling) -> `--gin_bindings=NAME = VALUE`."""
-  out = []
-  for arg in argv:
-    if arg.startswith("--gin.") and "=" in arg:
-      name, value = arg[len("--gin."):].split("=", 1)
-      arg = f"--gin_bindings={name} = {value}"
-    out.append(arg)
-  return out
-
-
 if __name__ == "__main__":
-  app.run(main, flags_parser=lambda argv: app.parse_flags_with_usage(_rewrite_gin_flags(argv)))
+  gin_flags.run(main)

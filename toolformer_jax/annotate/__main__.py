@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from absl import app
 from absl import flags
+
+from toolformer_jax import gin_flags
 import gin
 import jax
 
@@ -46,15 +48,5 @@ def main(argv):
       progress=not _QUIET.value)
 
 
-def _rewrite(args):
-  out = []
-  for arg in args:
-    if arg.startswith("--gin.") and "=" in arg:
-      name, value = arg[len("--gin."):].split("=", 1)
-      arg = f"--gin_bindings={name} = {value}"
-    out.append(arg)
-  return out
-
-
 if __name__ == "__main__":
-  app.run(main, flags_parser=lambda a: app.parse_flags_with_usage(_rewrite(a)))
+  gin_flags.run(main)
