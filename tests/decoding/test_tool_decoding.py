@@ -6,8 +6,6 @@ forces the tokens of a call after it ("Calculator(400 / 1400) ->"), and keeps " 
 the top-k everywhere else, so a random network makes exactly the calls a test wants. The
 tools are real (the engine with the Calculator, plus a slow tool for timeouts).
 """
-import functools
-import threading
 import time
 
 import jax
@@ -296,7 +294,7 @@ def test_trigger_fires_when_call_token_is_in_top_k(network, executor, rank, k, c
   assert int(aux["call_count"][0]) == int(called)
   if called:
     assert int(aux["call_trigger_rank"][0, 0]) == rank
-    assert bool(aux["call_forced"][0, 0]) == (rank > 0)  # rank 0 is also greedy's pick
+    assert aux["call_forced"][0, 0] == 1  # emitted by the trigger, not sampled
     assert " [Calculator(400 / 1400) -> 0.29]" in text_of(tokens[0])
   else:
     assert " [" not in text_of(tokens[0])
@@ -488,3 +486,48 @@ def test_sharded_decoding_on_a_2x2_mesh_equals_one_device(network, executor, tmp
       np.testing.assert_allclose(sharded_aux[name], value, rtol=1e-5, atol=1e-6)
     else:
       np.testing.assert_array_equal(sharded_aux[name], value, err_msg=name)
+
+
+# ------------------------------------------------------------------------- SmolLM2
+@pytest.mark.slow  # SmolLM2-135M: ~30 s on 2 cores (loading, compiling)
+def test_smollm2_calls_the_calculator_by_itself():
+  """The real model, prompted with three Calculator demonstrations, opens a call through
+  the top-10 trigger, writes it to "->", gets the engine's result and goes on; the logits
+  after the insertion equal a full recompute of the final sequence."""
+  from toolformer_jax.checkpoints import sources  # pylint: disable=g-import-not-at-top
+  module, params, _ = sources.load_network("smollm2")
+  vocabulary = vocab_lib.GgufBpeVocabulary()
+  prompt = ("Out of 1400 participants, 400 [Calculator(400 / 1400) -> 0.29] 29% passed.\n"
+            "A box holds 12 eggs, so 7 boxes hold [Calculator(12 * 7) -> 84] 84 eggs.\n"
+            "A crate holds 59 bottles, so 8 crates hold")
+  ids = vocabulary.encode(prompt)
+  length = len(ids) + 1 + 24
+  tokens, causal = prompt_features([ids], length)
+  steps = []
+
+  def record(logits, state):
+    jax.debug.callback(lambda *a: steps.append(tuple(map(np.asarray, a))), state.cur_index,
+                       logits)
+    return logits
+
+  with engine.ToolExecutor({"Calculator": calculator.Calculator()}) as ex:
+    from toolformer_jax import models  # pylint: disable=g-import-not-at-top
+    model = models.ToolformerDecoderOnlyModel(
+        module, vocabulary, optimizer_def=None,
+        decode_fn=tool_decoding.ToolSampler(vocabulary, ex, logit_callback_fn=record))
+    out, aux = jax.jit(lambda p, t, c: model.predict_batch_with_aux(
+        p, {"decoder_input_tokens": t, "decoder_causal_attention": c}))(
+            params, jnp.asarray(tokens), jnp.asarray(causal))
+    out, aux = np.asarray(out), jax.tree.map(np.asarray, aux)  # (runs the calls)
+  row = out[0, :length - 1 - len(ids)].tolist()
+  (call,) = tool_decoding.calls_from_aux(row, tool_decoding.split_aux(aux, 0), vocabulary)
+  assert (call["tool"], call["args"], call["result"], call["status"]) == (
+      "Calculator", "59 * 8", "472", "ok"), vocabulary.decode(row)
+  assert vocabulary.decode(row).startswith(" [Calculator(59 * 8) -> 472]")
+  full = np.asarray(module.apply({"params": params},
+                                 jnp.asarray([[0] + ids + row][:1]), enable_dropout=False))[0]
+  after = [(c[0], l[0]) for c, l in steps if c[0] >= len(ids) + call["end"]]
+  assert after
+  for position, logits in after:
+    if position < full.shape[0]:
+      np.testing.assert_allclose(logits, full[position], atol=1e-4, rtol=0)
