@@ -47,16 +47,14 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp
 import numpy as np
 import torch
-import transformers
 
 from toolformer_jax import corpora
 from toolformer_jax.annotate import filter as filter_lib
 from toolformer_jax.annotate import sampling
-from toolformer_jax.checkpoints import load_hf_gptj
-from toolformer_jax.checkpoints.hf_gptj import config_to_hf
-from toolformer_jax.networks.gptj import GPTJ, GPTJConfig
 from toolformer_jax.tools import format as call_format
 from toolformer_jax.vocab import Gpt2Vocabulary
+
+import forward as forward_benchmark  # benchmarks/forward.py, beside this script
 
 WINDOW = 5
 
@@ -66,12 +64,7 @@ WINDOW = 5
 
 def random_gptj(tmp: str):
   """(module, params, torch model) of the ~125M GPT-J preset with one set of random weights."""
-  hf_config = transformers.GPTJConfig(**config_to_hf(GPTJConfig.from_preset("125m")))
-  torch.manual_seed(0)
-  torch_model = transformers.GPTJForCausalLM(hf_config).eval()
-  torch_model.save_pretrained(tmp, safe_serialization=True)
-  config, params = load_hf_gptj(tmp)
-  return GPTJ(config), params, torch_model
+  return forward_benchmark.gptj_pair(tmp)
 
 
 def wikipedia_texts(encode, count: int, low: int = 100, high: int = 200, skip: int = 0):

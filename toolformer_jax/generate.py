@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from toolformer_jax import gin_flags
+
 FLAGS = flags.FLAGS
 _REPO_GIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
 TOOL_DECODING_GIN = "models/base/tool_decoding.gin"
@@ -305,17 +307,6 @@ def _run() -> int:
   return 0
 
 
-def _rewrite(args: Sequence[str]) -> List[str]:
-  out = []
-  for arg in args:
-    if arg.startswith("--gin.") and "=" in arg:
-      name, value = arg[len("--gin."):].split("=", 1)
-      arg = f"--gin_bindings={name} = {value}"
-    out.append(arg)
-  return out
-
-
 if __name__ == "__main__":
   define_flags()
-  app.run(lambda argv: sys.exit(main(argv)),
-          flags_parser=lambda a: app.parse_flags_with_usage(_rewrite(a)))
+  gin_flags.run(lambda argv: sys.exit(main(argv)))

@@ -128,6 +128,26 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def train_then_sigkill(gin_files: Sequence[str], bindings: Dict[str, str], model_dir,
+                       log_path, min_step: int = 4) -> List[int]:
+  """Starts `t5x.train`, SIGKILLs it once a checkpoint of step >= min_step is committed;
+  returns the committed checkpoint steps. Fails if the run ended before it was killed."""
+  with open(log_path, "w") as log:
+    proc = subprocess.Popen(t5x_command("t5x.train", gin_files, bindings), stdout=log,
+                            stderr=subprocess.STDOUT, env=subprocess_env(),
+                            start_new_session=True)
+  try:
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+      if any(s >= min_step for s in checkpoint_steps(model_dir)):
+        break
+      time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+  finally:
+    kill_group(proc)
+  return checkpoint_steps(model_dir)
+
+
 def max_abs_diff(a, b) -> float:
   import jax  # pylint: disable=g-import-not-at-top
   diffs = jax.tree.leaves(jax.tree.map(

@@ -3,16 +3,15 @@ optimizer state, merge / adapters-only export, resumption after SIGKILL."""
 import json
 import subprocess
 import sys
-import time
 
 from flax import traverse_util
 import jax
 import numpy as np
 import pytest
 
-from t5x_testlib import (REPO, TRAIN_GIN, checkpoint_steps, gptj_tiny_config,
-                         kill_group, max_abs_diff, quote, read_scalars, run_t5x,
-                         subprocess_env, t5x_command, train_bindings)
+from t5x_testlib import (REPO, TRAIN_GIN, gptj_tiny_config, max_abs_diff, quote,
+                         read_scalars, run_t5x, subprocess_env, train_bindings,
+                         train_then_sigkill)
 from toolformer_jax.checkpoints import t5x_export
 from toolformer_jax.networks import gptj
 from toolformer_jax.networks import lora
@@ -195,20 +194,7 @@ def test_sigkill_then_rerun_resumes_to_the_uninterrupted_lora_run(lora_run, init
   reference_dir, _ = lora_run
   model_dir = tmp_path / "model"
   bindings = lora_bindings(model_dir, initial_checkpoint)
-  with open(tmp_path / "killed.log", "w") as log:
-    proc = subprocess.Popen(t5x_command("t5x.train", LORA_GIN, bindings), stdout=log,
-                            stderr=subprocess.STDOUT, env=subprocess_env(),
-                            start_new_session=True)
-  try:
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-      if any(s >= 4 for s in checkpoint_steps(model_dir)):
-        break
-      time.sleep(0.2)
-    assert proc.poll() is None, "the run finished before it could be killed"
-  finally:
-    kill_group(proc)
-  saved = checkpoint_steps(model_dir)
+  saved = train_then_sigkill(LORA_GIN, bindings, model_dir, tmp_path / "killed.log")
   assert saved and 4 <= saved[-1] < LORA_STEPS, saved
 
   rerun = run_t5x("t5x.train", LORA_GIN, bindings, str(tmp_path / "rerun.log"))

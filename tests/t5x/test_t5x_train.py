@@ -1,14 +1,12 @@
 """`python -m t5x.train` with the project's gin files: learning, resumption, mesh sharding."""
 import shutil
-import subprocess
-import time
 
 import numpy as np
 import pytest
 
 from t5x_testlib import (REFERENCE_LR, REFERENCE_STEPS, TRAIN_GIN, checkpoint_steps,
-                         kill_group, max_abs_diff, read_scalars, run_t5x, subprocess_env,
-                         t5x_command, train_bindings)
+                         max_abs_diff, read_scalars, run_t5x, train_bindings,
+                         train_then_sigkill)
 
 
 def test_loss_drops_and_eval_reports_perplexity(reference_run):
@@ -85,21 +83,7 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(reference_run,
                                                               initial_checkpoint, tmp_path):
   model_dir = tmp_path / "model"
   bindings = train_bindings(model_dir, initial_checkpoint, REFERENCE_STEPS)
-  log_path = tmp_path / "killed.log"
-  with open(log_path, "w") as log:
-    proc = subprocess.Popen(t5x_command("t5x.train", TRAIN_GIN, bindings), stdout=log,
-                            stderr=subprocess.STDOUT, env=subprocess_env(),
-                            start_new_session=True)
-  try:
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-      if any(s >= 4 for s in checkpoint_steps(model_dir)):
-        break
-      time.sleep(0.2)
-    assert proc.poll() is None, "the run finished before it could be killed"
-  finally:
-    kill_group(proc)
-  saved = checkpoint_steps(model_dir)
+  saved = train_then_sigkill(TRAIN_GIN, bindings, model_dir, tmp_path / "killed.log")
   assert saved and 4 <= saved[-1] < REFERENCE_STEPS, saved
 
   rerun = run_t5x("t5x.train", TRAIN_GIN, bindings, str(tmp_path / "rerun.log"))
