@@ -32,6 +32,7 @@ INSTALL_REQUIRES = [
     "py3langid==0.4.0",
     "tqdm",
     "matplotlib==3.11.2",  # annotation report plots (Agg backend, no display)
+    "reasoning-gym==0.1.25",  # eval math generators (gsm_symbolic, basic_arithmetic)
     # t5x's PyPI dependencies (t5x itself, airio and jestimator are installed --no-deps by
     # the Makefile: they are not on PyPI).
     "cached_property==2.0.1",

@@ -9,6 +9,8 @@ plain names, SmolLM2's gguf vocabulary with the suffix `_smollm2`):
                        $TOOLFORMER_ANNOTATED_DIR (split train)
   toolformer_all       the mixture of the tool tasks; without annotated shards it falls
                        back to toolformer_lm_wiki (logged)
+  toolformer_eval_*    the eval tasks (eval_tasks.py); `eval_mixture` builds the mixture
+                       `toolformer_eval` that gin/runs/eval_tools.gin evaluates
 
 The gin run files call `toolformer_mixture` / `lm_task` with the model's VOCABULARY, which
 registers (on demand) and names the tasks for that vocabulary, and takes the annotated
@@ -21,6 +23,7 @@ from typing import Optional, Sequence
 import seqio
 
 from toolformer_tasks import annotated
+from toolformer_tasks import eval_tasks
 from toolformer_tasks import lm
 from toolformer_tasks import preprocessors
 from toolformer_tasks import vocabularies
@@ -29,6 +32,7 @@ ANNOTATED_DIR_ENV = annotated.ANNOTATED_DIR_ENV
 WIKI_LM_TASK = lm.WIKI_LM_TASK
 MIXTURE = annotated.MIXTURE
 is_heldout = lm.is_heldout
+eval_mixture = eval_tasks.eval_mixture
 
 
 def lm_task(vocabulary: seqio.Vocabulary, corpus_path: Optional[str] = None) -> str:
@@ -55,6 +59,7 @@ def _register_builtin() -> None:
   for vocabulary in vocabularies.builtin_vocabularies().values():
     lm.register_wiki_lm_task(vocabulary)
     annotated.register_toolformer_tasks(vocabulary, warn_on_fallback=False)
+    eval_tasks.register_builtin(vocabulary)
 
 
 _register_builtin()

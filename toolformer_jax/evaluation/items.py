@@ -1,0 +1,180 @@
+"""Eval items, the task families, the registry of seeded and versioned generators, and the
+prompt formats (zero-shot in the paper's style, or with a few-shot tool demonstration).
+
+An `EvalItem` is one zero-shot prompt (`inputs`), the gold answer as the model would write
+it (`targets`), every accepted answer (`answers`) and how to match them (`match`, a spec
+of `toolformer_jax.evaluation.metrics`). Generators are pure functions of (count, seed):
+`generator_name(...)` is `<name>_<version>`, the version is bumped whenever the items a
+seed gives change, and every random choice is drawn from a `random.Random` keyed by the
+generator's full name, the seed and the item index (the annotation generators key theirs
+by "toolformer-annotate-...", so the two never share a stream).
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from toolformer_jax.evaluation import metrics
+
+# Task families: the report's tables, the paper's benchmark groups.
+MATH = "math"  # ASDiv, SVAMP, MAWPS
+FACTS = "facts"  # LAMA (SQuAD, Google-RE, T-REx)
+QA = "qa"  # WebQS, Natural Questions, TriviaQA
+DATES = "dates"  # TempLAMA, Dateset
+MULTILINGUAL = "mlqa"  # MLQA
+LM = "lm"  # perplexity with API calls disabled
+CUSTOM = "jsonl"  # the user's own jsonl
+FAMILIES = (MATH, FACTS, QA, DATES, MULTILINGUAL, LM, CUSTOM)
+
+# The tool the paper's Toolformer mostly calls for each family.
+EXPECTED_TOOL = {MATH: "Calculator", FACTS: "QA", QA: "WikiSearch", DATES: "Calendar",
+                 MULTILINGUAL: "MT"}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalItem:
+  id: str
+  inputs: str
+  targets: str
+  answers: Tuple[str, ...]
+  match: str
+  family: str
+  language: str = "en"
+
+  def problem(self) -> Optional[str]:
+    """Why the item cannot be evaluated (None if it can)."""
+    if not self.inputs.strip():
+      return "empty inputs"
+    if self.family not in FAMILIES:
+      return f"unknown family {self.family!r}"
+    return metrics.check_answers(list(self.answers), self.match)
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+  """A registered generator: `fn(count, seed)` returns up to `count` items."""
+
+  name: str
+  version: str
+  family: str
+  fn: Callable[[int, int], List[EvalItem]]
+  default_count: int
+  description: str
+
+  @property
+  def full_name(self) -> str:
+    return f"{self.name}_{self.version}"
+
+  def generate(self, count: Optional[int] = None, seed: int = 0) -> List[EvalItem]:
+    count = self.default_count if count is None else count
+    if not isinstance(count, int) or count < 0:
+      raise ValueError(f"{self.full_name}: count must be an int >= 0, got {count!r}")
+    items = self.fn(count, seed)
+    for item in items:
+      problem = item.problem()
+      if problem:
+        raise ValueError(f"{self.full_name} made an item it cannot score ({item.id}): "
+                         f"{problem}")
+    return items
+
+
+GENERATORS: Dict[str, Generator] = {}
+
+
+def register(name: str, version: str, family: str, default_count: int, description: str):
+  """Decorator: registers `fn(count, seed) -> [EvalItem]` under `<name>_<version>`."""
+
+  def wrap(fn):
+    generator = Generator(name, version, family, fn, default_count, description)
+    if generator.full_name in GENERATORS:
+      raise ValueError(f"generator {generator.full_name} registered twice")
+    GENERATORS[generator.full_name] = generator
+    return fn
+
+  return wrap
+
+
+def generators() -> Dict[str, Generator]:
+  """Every registered generator by full name (imports the generator modules)."""
+  # pylint: disable=g-import-not-at-top,unused-import
+  from toolformer_jax.evaluation import date_items
+  from toolformer_jax.evaluation import fact_items
+  from toolformer_jax.evaluation import math_items
+  return dict(GENERATORS)
+
+
+def get(full_name: str) -> Generator:
+  known = generators()
+  if full_name not in known:
+    raise ValueError(f"unknown eval generator {full_name!r}; known: {', '.join(sorted(known))}")
+  return known[full_name]
+
+
+def rng(full_name: str, seed: int, index) -> random.Random:
+  """The random stream of one item of one generator (module docstring)."""
+  return random.Random(f"toolformer-eval-{full_name}-seed{int(seed)}-{index}")
+
+
+def item_id(full_name: str, seed: int, index) -> str:
+  return f"{full_name}-s{int(seed)}-{index}"
+
+
+def sample(pool: Sequence, count: int, full_name: str, seed: int) -> List:
+  """`count` elements of `pool` (all if fewer) in a seeded order."""
+  order = list(pool)
+  rng(full_name, seed, "order").shuffle(order)
+  return order[:count]
+
+
+# --- prompts ---------------------------------------------------------------------------------
+def question_prompt(question: str) -> str:
+  """The zero-shot question format of the math, QA, date and multilingual tasks."""
+  return f"Question: {question.strip()}\nAnswer:"
+
+
+def format_number(value: float) -> str:
+  """A gold number as a model would write it (integers without '.0', else <= 4 decimals)."""
+  if float(value).is_integer():
+    return str(int(value))
+  return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+# A few-shot demonstration per family, with calls in the paper's format: prepended to every
+# input when the eval runs with `few_shot` (a base model has never seen a call otherwise).
+# The demonstrations are not items of any generator (tests/evaluation checks this).
+FEW_SHOT = {
+    MATH: (
+        "Question: A baker made 124 rolls in the morning and 87 in the afternoon. How many "
+        "rolls did the baker make?\nAnswer: [Calculator(124 + 87) -> 211] 211\n\n"
+        "Question: A theatre has 36 rows with 42 seats in each row. How many seats are "
+        "there?\nAnswer: [Calculator(36 * 42) -> 1512] 1512\n\n"),
+    FACTS: (
+        "The Amazon River flows into the [QA(\"Into which ocean does the Amazon River "
+        "flow?\") -> Atlantic Ocean] Atlantic Ocean.\n\n"
+        "The Mona Lisa was painted by [QA(\"Who painted the Mona Lisa?\") -> Leonardo da "
+        "Vinci] Leonardo da Vinci.\n\n"),
+    QA: (
+        "Question: Which gas do plants absorb from the air for photosynthesis?\nAnswer: "
+        "[WikiSearch(\"photosynthesis gas absorbed\") -> Photosynthesis uses carbon dioxide "
+        "and water] carbon dioxide\n\n"
+        "Question: Who developed the theory of general relativity?\nAnswer: "
+        "[WikiSearch(\"general relativity theory\") -> General relativity is the theory of "
+        "gravitation published by Albert Einstein in 1915] Albert Einstein\n\n"),
+    DATES: (
+        "Question: What day of the week will it be tomorrow?\nAnswer: [Calendar() -> Today "
+        "is Tuesday, March 9, 2021.] Wednesday\n\n"
+        "Question: What was the date two days ago?\nAnswer: [Calendar() -> Today is "
+        "Friday, October 15, 2010.] October 13, 2010\n\n"),
+    MULTILINGUAL: (
+        "Question: ¿Cuál es el río más largo de Europa?\nAnswer: [MT(\"¿Cuál es el río más "
+        "largo de Europa?\") -> What is the longest river in Europe?] the Volga\n\n"
+        "Question: Quel est le plus grand océan du monde ?\nAnswer: [MT(\"Quel est le plus "
+        "grand océan du monde ?\") -> What is the largest ocean in the world?] the Pacific "
+        "Ocean\n\n"),
+}
+
+
+def with_few_shot(item: EvalItem) -> str:
+  """The item's inputs behind its family's demonstration (unchanged without one)."""
+  return FEW_SHOT.get(item.family, "") + item.inputs
