@@ -47,7 +47,7 @@ from toolformer_tasks import preprocessors
 from toolformer_tasks import vocabularies
 
 SPLIT = "validation"
-TASK_PREFIX = "toolformer_eval_"
+TASK_PREFIX = items_lib.TASK_PREFIX
 MIXTURE = "toolformer_eval"
 LM_SOURCE = "lm_wiki"
 JSONL_PREFIX = "jsonl_"
@@ -58,10 +58,7 @@ def task_name(source: str, vocabulary: seqio.Vocabulary) -> str:
   return TASK_PREFIX + source + vocabularies.suffix_for(vocabulary)
 
 
-def family_of(name: str) -> str:
-  """The family of a task name or source ('toolformer_eval_math_asdiv_smollm2' -> 'math')."""
-  source = name[len(TASK_PREFIX):] if name.startswith(TASK_PREFIX) else name
-  return source.split("_", 1)[0]
+family_of = items_lib.family_of
 
 
 def _replace(name: str) -> None:

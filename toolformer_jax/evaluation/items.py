@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from toolformer_jax.evaluation import metrics
@@ -26,6 +27,23 @@ MULTILINGUAL = "mlqa"  # MLQA
 LM = "lm"  # perplexity with API calls disabled
 CUSTOM = "jsonl"  # the user's own jsonl
 FAMILIES = (MATH, FACTS, QA, DATES, MULTILINGUAL, LM, CUSTOM)
+
+# Eval task names: TASK_PREFIX + source (+ the vocabulary's suffix, toolformer_tasks.
+# vocabularies: "_smollm2", or "_v" + 8 hex digits); a source's first word is its family.
+TASK_PREFIX = "toolformer_eval_"
+_VOCAB_SUFFIX_RE = re.compile(r"_(smollm2|v[0-9a-f]{8})$")
+
+
+def task_source(name: str) -> str:
+  """'toolformer_eval_math_asdiv_smollm2' -> 'math_asdiv' (the vocabulary suffix dropped)."""
+  source = name[len(TASK_PREFIX):] if name.startswith(TASK_PREFIX) else name
+  return _VOCAB_SUFFIX_RE.sub("", source)
+
+
+def family_of(name: str) -> str:
+  """The family of a task name or source ('toolformer_eval_mlqa_es_v1' -> 'mlqa')."""
+  return task_source(name).split("_", 1)[0]
+
 
 # The tool the paper's Toolformer mostly calls for each family.
 EXPECTED_TOOL = {MATH: "Calculator", FACTS: "QA", QA: "WikiSearch", DATES: "Calendar",

@@ -1,0 +1,437 @@
+r"""The eval report: several `python -m t5x.eval` runs side by side, with the paper's figures.
+
+  python -m toolformer_jax.report --run base=/tmp/eval_base --run tools_off=/tmp/eval_off \
+      --run tools_on=/tmp/eval_on --out /tmp/report
+
+Each run is NAME=DIR, DIR a t5x EVAL_OUTPUT_DIR (or its inference_eval/) holding the seqio
+`<task>-metrics.jsonl` files that gin/runs/eval_tools.gin (or eval_toolformer.gin) wrote;
+the latest step of each task is reported, in the order the runs are given. Writes to OUT:
+
+* report.md: a table per task family (math, facts, qa, dates, mlqa, jsonl) of accuracy per
+  task and run, the family's mean, and the paper's GPT-J -> Toolformer figures of the same
+  benchmark group (Schick et al. 2023; ASDiv and Dateset are the same benchmark / setup,
+  the others are the analogues the generators imitate); call rates per task and tool with
+  the paper's (QA on 98.1% of LAMA, the Calculator on 97.9% of math, WikiSearch on 99.3%
+  of QA examples); the histogram of the " [" rank at the trigger; perplexity with API
+  calls disabled beside the paper's;
+* report.json: the same numbers;
+* PNG bar charts: accuracy_<family>.png, call_rates.png, trigger_rank.png, perplexity.png.
+
+Malformed metric lines are counted and skipped; a run directory without metrics is an
+error (one line, exit status 2). Ends with a one-line summary. Needs matplotlib only to
+draw; no jax, TensorFlow or seqio.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import json
+import math
+import os
+import re
+import sys
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from toolformer_jax.evaluation import items as items_lib
+from toolformer_jax.evaluation import metrics
+
+# The paper's zero-shot results, GPT-J 6.7B -> Toolformer (accuracy %; perplexity for LM).
+PAPER = {
+    items_lib.MATH: (("ASDiv", 7.5, 40.4), ("SVAMP", 5.2, 29.4), ("MAWPS", 9.9, 44.0)),
+    items_lib.FACTS: (("LAMA SQuAD", 17.8, 33.8), ("LAMA Google-RE", 4.9, 11.5),
+                      ("LAMA T-REx", 31.9, 53.5)),
+    items_lib.QA: (("WebQS", 18.5, 26.3), ("NQ", 12.8, 17.7), ("TriviaQA", 43.9, 48.8)),
+    items_lib.DATES: (("TempLAMA", 13.7, 16.3), ("Dateset", 3.9, 27.3)),
+    items_lib.LM: (("WikiText", 9.9, 10.3), ("CCNet", 10.6, 10.5)),
+}
+# Tasks that are the paper's benchmark itself, or its exact setup (source without version).
+PAPER_SAME = {"math_asdiv": "ASDiv", "dates_calendar": "Dateset"}
+# Toolformer's calls to the family's main tool (% of examples).
+PAPER_CALL_RATES = {items_lib.FACTS: ("QA", 98.1), items_lib.MATH: ("Calculator", 97.9),
+                    items_lib.QA: ("WikiSearch", 99.3)}
+FAMILY_TITLES = {
+    items_lib.MATH: "Math (first number of the output)",
+    items_lib.FACTS: "Fact completion, LAMA-style (answer in the first 5 words)",
+    items_lib.QA: "Open-domain questions (answer in the first 20 words)",
+    items_lib.DATES: "Dates (exact date / weekday / number)",
+    items_lib.MULTILINGUAL: "Spanish and French questions, MLQA-style (first 20 words)",
+    items_lib.CUSTOM: "Your jsonl tasks",
+    "other": "Other tasks",
+}
+ACCURACY_FAMILIES = tuple(f for f in items_lib.FAMILIES if f != items_lib.LM) + ("other",)
+METRICS_SUFFIX = "-metrics.jsonl"
+_VERSION_RE = re.compile(r"_v\d+$")
+
+
+class ReportError(Exception):
+  """Bad input: a missing or empty run directory, a malformed --run."""
+
+
+@dataclasses.dataclass
+class Task:
+  name: str  # the full seqio task name
+  source: str  # without prefix and vocabulary suffix: the report's row key
+  family: str
+  step: Optional[int]
+  metrics: Dict[str, float]
+
+
+@dataclasses.dataclass
+class Run:
+  name: str
+  directory: str
+  tasks: Dict[str, Task]  # source -> task
+  skipped_lines: int = 0
+
+
+def _metrics_dir(directory: str) -> str:
+  inner = os.path.join(directory, "inference_eval")
+  return inner if glob.glob(os.path.join(inner, "*" + METRICS_SUFFIX)) else directory
+
+
+def _family(name: str, values: Mapping[str, Any]) -> str:
+  if name.startswith(items_lib.TASK_PREFIX):
+    family = items_lib.family_of(name)
+    return family if family in items_lib.FAMILIES else "other"
+  return items_lib.LM if metrics.PERPLEXITY in values else "other"
+
+
+def _number(value: Any) -> Optional[float]:
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return None
+  return float(value)
+
+
+def load_run(name: str, directory: str) -> Run:
+  """The latest metrics of every task a t5x.eval output directory holds."""
+  if not os.path.isdir(directory):
+    raise ReportError(f"run {name!r}: {directory} is not a directory")
+  where = _metrics_dir(directory)
+  paths = sorted(glob.glob(os.path.join(where, "*" + METRICS_SUFFIX)))
+  if not paths:
+    raise ReportError(f"run {name!r}: no *{METRICS_SUFFIX} files in {directory} (or its "
+                      "inference_eval/); is it a t5x.eval EVAL_OUTPUT_DIR?")
+  run = Run(name, directory, {})
+  for path in paths:
+    task_name = os.path.basename(path)[:-len(METRICS_SUFFIX)]
+    latest: Optional[Dict[str, Any]] = None
+    with open(path, encoding="utf-8") as f:
+      for line in f:
+        if not line.strip():
+          continue
+        try:
+          record = json.loads(line)
+        except ValueError:
+          record = None
+        if not isinstance(record, dict):
+          run.skipped_lines += 1
+          continue
+        step = record.get("step", -1)
+        if latest is None or (isinstance(step, int) and step >= latest.get("step", -1)):
+          latest = record
+    if latest is None:
+      continue
+    values = {k: v for k, v in ((k, _number(v)) for k, v in latest.items() if k != "step")
+              if v is not None}
+    source = (items_lib.task_source(task_name) if task_name.startswith(items_lib.TASK_PREFIX)
+              else task_name)
+    run.tasks[source] = Task(task_name, source, _family(task_name, values),
+                             latest.get("step"), values)
+  if not run.tasks:
+    raise ReportError(f"run {name!r}: the metrics files in {where} hold no metrics")
+  return run
+
+
+def parse_run_flag(value: str) -> Tuple[str, str]:
+  name, sep, directory = value.partition("=")
+  if not sep or not name.strip() or not directory.strip():
+    raise ReportError(f"--run needs NAME=EVAL_DIR, got {value!r}")
+  return name.strip(), os.path.expanduser(directory.strip())
+
+
+# --- numbers ---------------------------------------------------------------------------------
+def _finite(value: Optional[float]) -> Optional[float]:
+  return value if value is not None and math.isfinite(value) else None
+
+
+def _mean(values) -> Optional[float]:
+  values = [v for v in values if v is not None]
+  return sum(values) / len(values) if values else None
+
+
+def _sources(runs: Sequence[Run], family: str) -> List[str]:
+  seen = {}
+  for run in runs:
+    for source, task in run.tasks.items():
+      if task.family == family:
+        seen[source] = True
+  return sorted(seen)
+
+
+def _value(run: Run, source: str, key: str) -> Optional[float]:
+  task = run.tasks.get(source)
+  return None if task is None else _finite(task.metrics.get(key))
+
+
+def _paper_same(source: str) -> Optional[Tuple[str, float, float]]:
+  benchmark = PAPER_SAME.get(_VERSION_RE.sub("", source))
+  for family_rows in PAPER.values():
+    for row in family_rows:
+      if row[0] == benchmark:
+        return row
+  return None
+
+
+def summarize(runs: Sequence[Run]) -> Dict[str, Any]:
+  """Everything the report shows, as plain data (report.json)."""
+  families = {}
+  for family in ACCURACY_FAMILIES:
+    sources = [s for s in _sources(runs, family)
+               if any(_value(r, s, metrics.ACCURACY) is not None for r in runs)]
+    if not sources:
+      continue
+    accuracy = {r.name: {s: _value(r, s, metrics.ACCURACY) for s in sources} for r in runs}
+    families[family] = {
+        "title": FAMILY_TITLES.get(family, family),
+        "tasks": sources,
+        "accuracy": accuracy,
+        "num_examples": {s: next((_value(r, s, metrics.NUM_EXAMPLES) for r in runs
+                                  if _value(r, s, metrics.NUM_EXAMPLES) is not None), None)
+                         for s in sources},
+        "mean": {name: _mean(values.values()) for name, values in accuracy.items()},
+        "paper_same": {s: _paper_same(s) for s in sources if _paper_same(s)},
+        "paper": [dict(benchmark=b, gpt_j=g, toolformer=t) for b, g, t in PAPER.get(family, ())],
+    }
+  calls = {}
+  for run in runs:
+    per_task = {}
+    for source, task in sorted(run.tasks.items()):
+      if metrics.CALL_RATE not in task.metrics:
+        continue
+      tools = {k[len(metrics.CALL_RATE_PREFIX):]: v for k, v in task.metrics.items()
+               if k.startswith(metrics.CALL_RATE_PREFIX) and math.isfinite(v)}
+      per_task[source] = {
+          "family": task.family, "call_rate": _finite(task.metrics[metrics.CALL_RATE]),
+          "call_ok_rate": _finite(task.metrics.get(metrics.CALL_OK_RATE)),
+          "expected_tool": items_lib.EXPECTED_TOOL.get(task.family),
+          "tools": tools,
+          "accuracy_with_call": _finite(task.metrics.get(metrics.ACCURACY_WITH_CALL)),
+          "accuracy_without_call": _finite(task.metrics.get(metrics.ACCURACY_WITHOUT_CALL)),
+      }
+    calls[run.name] = per_task
+  ranks = {run.name: {b: sum(t.metrics.get(b, 0.0) for t in run.tasks.values())
+                      for b in metrics.RANK_BIN_NAMES} for run in runs}
+  lm_sources = _sources(runs, items_lib.LM)
+  perplexity = {r.name: {s: _value(r, s, metrics.PERPLEXITY) for s in lm_sources} for r in runs}
+  return {
+      "runs": [{"name": r.name, "directory": r.directory, "skipped_lines": r.skipped_lines,
+                "tasks": {s: {"task": t.name, "family": t.family, "step": t.step,
+                              "metrics": t.metrics} for s, t in r.tasks.items()}}
+               for r in runs],
+      "families": families,
+      "calls": calls,
+      "paper_call_rates": {f: {"tool": t, "rate": v} for f, (t, v) in PAPER_CALL_RATES.items()},
+      "trigger_ranks": ranks,
+      "perplexity": perplexity,
+      "paper_perplexity": [dict(benchmark=b, gpt_j=g, toolformer=t) for b, g, t in PAPER[items_lib.LM]],
+  }
+
+
+# --- markdown --------------------------------------------------------------------------------
+def _fmt(value: Optional[float], digits: int = 1) -> str:
+  return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
+  lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+  return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _paper_line(rows) -> str:
+  return ", ".join(f"{r['benchmark']} {r['gpt_j']} → {r['toolformer']}" for r in rows)
+
+
+def render_markdown(summary: Mapping[str, Any], images: Mapping[str, str]) -> str:
+  runs = [r["name"] for r in summary["runs"]]
+  out = ["# Toolformer evaluation", ""]
+  out += _table(["run", "directory", "tasks", "step"],
+                [[r["name"], f"`{r['directory']}`", str(len(r["tasks"])),
+                  ", ".join(sorted({str(t["step"]) for t in r["tasks"].values()}))]
+                 for r in summary["runs"]])
+  out += ["", "Accuracy in % of examples; `–`: the run has no such task. Paper: GPT-J 6.7B "
+          "→ Toolformer, zero-shot (Schick et al. 2023).", ""]
+  for family, data in summary["families"].items():
+    out += [f"## {data['title']}", ""]
+    header = ["task", "n"] + runs + ["paper (GPT-J → Toolformer)"]
+    rows = []
+    for source in data["tasks"]:
+      same = data["paper_same"].get(source)
+      rows.append([f"`{source}`", _fmt(data["num_examples"][source], 0)]
+                  + [_fmt(data["accuracy"][r][source]) for r in runs]
+                  + [f"{same[0]}: {same[1]} → {same[2]}" if same else ""])
+    rows.append(["**mean**", ""] + [f"**{_fmt(data['mean'][r])}**" for r in runs] + [""])
+    out += _table(header, rows)
+    if data["paper"]:
+      out += ["", f"Paper, this family: {_paper_line(data['paper'])}."]
+    if family in images:
+      out += ["", f"![accuracy {family}]({images[family]})"]
+    out.append("")
+  out += ["## Tool calls", "",
+          "Examples whose output made a call (%), and in brackets the share whose first call "
+          "went to the family's main tool. Paper (Toolformer): "
+          + "; ".join(f"{v['tool']} on {v['rate']}% of {f} examples"
+                      for f, v in summary["paper_call_rates"].items()) + ".", ""]
+  sources = sorted({s for per in summary["calls"].values() for s in per})
+  rows = []
+  for source in sources:
+    info = next(per[source] for per in summary["calls"].values() if source in per)
+    tool = info["expected_tool"]
+    cells = []
+    for r in runs:
+      c = summary["calls"][r].get(source)
+      if c is None:
+        cells.append("–")
+        continue
+      share = c["tools"].get(tool) if tool else None
+      cells.append(_fmt(c["call_rate"]) + (f" ({_fmt(share)})" if share is not None else ""))
+    paper = summary["paper_call_rates"].get(info["family"])
+    rows.append([f"`{source}`", tool or ""] + cells + [
+        f"{paper['tool']} {paper['rate']}" if paper else ""])
+  out += _table(["task", "main tool"] + runs + ["paper"], rows)
+  for r in runs:
+    per = summary["calls"][r]
+    used = sorted({t for c in per.values() for t, v in c["tools"].items() if v > 0})
+    if not used:
+      continue
+    out += ["", f"First call's tool, run `{r}` (% of examples; accuracy with / without a call):", ""]
+    out += _table(["task"] + used + ["ok", "acc. with call", "acc. without"],
+                  [[f"`{s}`"] + [_fmt(c["tools"].get(t)) for t in used]
+                   + [_fmt(c["call_ok_rate"]), _fmt(c["accuracy_with_call"]),
+                      _fmt(c["accuracy_without_call"])] for s, c in per.items()])
+  if "call_rates" in images:
+    out += ["", f"![call rates]({images['call_rates']})"]
+  out += ["", "## \" [\" rank at the trigger", "",
+          "First calls by the rank of \" [\" among the next-token logits when the call was "
+          f"triggered (all tasks; the paper triggers at rank < 10, k = 10).", ""]
+  labels = [b[len(metrics.RANK_PREFIX):] for b in metrics.RANK_BIN_NAMES]
+  out += _table(["rank"] + runs, [[label] + [_fmt(summary["trigger_ranks"][r][b], 0)
+                                             for r in runs]
+                                  for label, b in zip(labels, metrics.RANK_BIN_NAMES)])
+  if "trigger_rank" in images:
+    out += ["", f"![trigger rank]({images['trigger_rank']})"]
+  out += ["", "## Perplexity, API calls disabled", ""]
+  lm = sorted({s for per in summary["perplexity"].values() for s in per})
+  if lm:
+    out += _table(["task"] + runs, [[f"`{s}`"] + [_fmt(summary["perplexity"][r].get(s), 2)
+                                                  for r in runs] for s in lm])
+  else:
+    out.append("No perplexity task in these runs.")
+  out += ["", f"Paper: {_paper_line(summary['paper_perplexity'])}."]
+  if "perplexity" in images:
+    out += ["", f"![perplexity]({images['perplexity']})"]
+  return "\n".join(out) + "\n"
+
+
+# --- plots -----------------------------------------------------------------------------------
+def _bars(path: str, groups: Sequence[str], series: Mapping[str, Sequence[Optional[float]]],
+          title: str, ylabel: str, paper: Optional[Mapping[str, Sequence[Optional[float]]]] = None
+          ) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  names = list(series) + list(paper or {})
+  width = 0.8 / max(1, len(names))
+  fig, ax = pyplot.subplots(figsize=(max(5.0, 1.1 * len(groups) * max(1, len(names)) * 0.5 + 2), 3.6))
+  for k, name in enumerate(names):
+    values = (series.get(name) if name in series else paper[name])
+    xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(groups))]
+    ys = [0.0 if v is None else v for v in values]
+    if paper and name in paper:  # the paper's bars: hatched greys
+      grey = ("lightgray", "darkgray", "gray")[list(paper).index(name) % 3]
+      ax.bar(xs, ys, width, label=name, hatch="//", color=grey, edgecolor="black")
+    else:
+      ax.bar(xs, ys, width, label=name)
+  ax.set_xticks(range(len(groups)))
+  ax.set_xticklabels(groups, rotation=20, ha="right", fontsize=8)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title, fontsize=10)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  pyplot.close(fig)
+
+
+def draw(summary: Mapping[str, Any], out_dir: str) -> Dict[str, str]:
+  """The PNG charts; returns {key: file name} of those drawn."""
+  runs = [r["name"] for r in summary["runs"]]
+  images = {}
+  for family, data in summary["families"].items():
+    paper = None
+    if data["paper_same"]:
+      paper = {label: [(data["paper_same"][s][i] if s in data["paper_same"] else None)
+                       for s in data["tasks"]]
+               for label, i in (("paper GPT-J", 1), ("paper Toolformer", 2))}
+    name = f"accuracy_{family}.png"
+    _bars(os.path.join(out_dir, name), data["tasks"],
+          {r: [data["accuracy"][r][s] for s in data["tasks"]] for r in runs},
+          data["title"], "accuracy (%)", paper)
+    images[family] = name
+  sources = sorted({s for per in summary["calls"].values() for s in per})
+  if sources:
+    _bars(os.path.join(out_dir, "call_rates.png"), sources,
+          {r: [summary["calls"][r].get(s, {}).get("call_rate") for s in sources] for r in runs},
+          "examples with a call", "% of examples")
+    images["call_rates"] = "call_rates.png"
+    labels = [b[len(metrics.RANK_PREFIX):] for b in metrics.RANK_BIN_NAMES]
+    _bars(os.path.join(out_dir, "trigger_rank.png"), labels,
+          {r: [summary["trigger_ranks"][r][b] for b in metrics.RANK_BIN_NAMES] for r in runs},
+          "rank of \" [\" when a call was triggered", "first calls")
+    images["trigger_rank"] = "trigger_rank.png"
+  lm = sorted({s for per in summary["perplexity"].values() for s in per})
+  if lm:
+    _bars(os.path.join(out_dir, "perplexity.png"), lm,
+          {r: [summary["perplexity"][r].get(s) for s in lm] for r in runs},
+          "perplexity, API calls disabled", "perplexity")
+    images["perplexity"] = "perplexity.png"
+  return images
+
+
+def write_report(runs: Sequence[Tuple[str, str]], out_dir: str) -> Dict[str, Any]:
+  """Loads the runs, writes report.md / report.json / PNGs to out_dir; returns the summary."""
+  names = [n for n, _ in runs]
+  if not runs:
+    raise ReportError("no runs: pass --run NAME=EVAL_DIR at least once")
+  if len(set(names)) != len(names):
+    raise ReportError(f"run names must be unique, got {names}")
+  loaded = [load_run(name, directory) for name, directory in runs]
+  os.makedirs(out_dir, exist_ok=True)
+  summary = summarize(loaded)
+  images = draw(summary, out_dir)
+  with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
+    json.dump({**summary, "images": images}, f, indent=1, ensure_ascii=False)
+  with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
+    f.write(render_markdown(summary, images))
+  return summary
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog="python -m toolformer_jax.report",
+      description="Tables and charts of several t5x.eval runs (gin/runs/eval_tools.gin).")
+  parser.add_argument("--run", action="append", default=[], metavar="NAME=EVAL_DIR",
+                      help="a run: its name and t5x.eval output directory (repeatable)")
+  parser.add_argument("--out", required=True, help="directory for report.md, report.json, PNGs")
+  args = parser.parse_args(argv)
+  try:
+    summary = write_report([parse_run_flag(v) for v in args.run], args.out)
+  except ReportError as e:
+    print(f"report: {e}", file=sys.stderr)
+    return 2
+  tasks = {s for r in summary["runs"] for s in r["tasks"]}
+  skipped = sum(r["skipped_lines"] for r in summary["runs"])
+  print(f"report: {len(summary['runs'])} runs, {len(tasks)} tasks, "
+        f"{len(summary['families'])} task families"
+        + (f", {skipped} malformed metric lines skipped" if skipped else "")
+        + f" -> {os.path.join(args.out, 'report.md')}")
+  return 0
