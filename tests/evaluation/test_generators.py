@@ -26,8 +26,8 @@ FINGERPRINTS = {
     "math_basic_arithmetic_v1": "94b6fb2e595e3570",
     "math_gsm_symbolic_v1": "514464aee8040f16",
     "math_templates_v1": "d9f3eb2e417d4c28",
-    "mlqa_es_v1": "f07e42c75aca0f67",
-    "mlqa_fr_v1": "a1dd86d9c70641f5",
+    "mlqa_es_v1": "1ac7643c7e047628",
+    "mlqa_fr_v1": "228362983637c220",
     "qa_leads_v1": "93590f73c6f2d8fa",
 }
 COUNT = 60

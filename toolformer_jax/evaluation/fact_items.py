@@ -54,9 +54,12 @@ def _locale_json(language: str, name: str) -> dict:
   return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-def _currency_aliases(name: str) -> Tuple[str, ...]:
+def _currency_aliases(name: str, language: str) -> Tuple[str, ...]:
+  """The name and its noun alone: 'Japanese yen' -> yen, 'dólar australiano' -> dólar."""
   words = name.split()
-  return (name, words[-1]) if len(words) > 1 else (name,)
+  if len(words) < 2:
+    return (name,)
+  return (name, words[-1] if language == "en" else words[0])
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,7 +92,7 @@ def countries() -> Tuple[Country, ...]:
       regions[lang] = tuple(dict.fromkeys(a for a in accepted if a))
       currencies[lang] = tuple(dict.fromkeys(
           a for c in record["currencies"] if c in t["currency_names"]
-          for a in _currency_aliases(t["currency_names"][c])))
+          for a in _currency_aliases(t["currency_names"][c], lang)))
       languages[lang] = tuple(dict.fromkeys(
           t["language_names"][c] for c in record["languages"] if c in t["language_names"]))
     else:
