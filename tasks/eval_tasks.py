@@ -300,6 +300,17 @@ def eval_mixture(vocabulary: seqio.Vocabulary, tasks: Optional[Sequence[str]] = 
   return mixture
 
 
+def eval_output_dir(checkpoint_path: str, trigger_top_k: int, few_shot: bool = False) -> str:
+  """eval_tools.gin's default EVAL_OUTPUT_DIR: beside the checkpoint, named after it and
+  the tool setting ('/m/checkpoint_2000' -> '/m/eval_checkpoint_2000_tools_on'), so that
+  the tools-on and tools-off runs of one checkpoint never share a directory."""
+  if not isinstance(checkpoint_path, str) or not checkpoint_path.strip():
+    raise ValueError(f"CHECKPOINT_PATH must be a path, got {checkpoint_path!r}")
+  path = os.path.normpath(os.path.expanduser(checkpoint_path))
+  label = f"eval_{os.path.basename(path)}_tools_{'on' if trigger_top_k else 'off'}"
+  return os.path.join(os.path.dirname(path), label + ("_few_shot" if few_shot else ""))
+
+
 def register_builtin(vocabulary: seqio.Vocabulary) -> None:
   """The generator and LM tasks under their default settings (import time: cheap, the
   items are made when a task's data is first read)."""

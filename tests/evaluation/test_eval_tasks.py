@@ -113,3 +113,11 @@ def test_asdiv_task_needs_a_path(vocabulary, monkeypatch, tmp_path):
   monkeypatch.delenv("TOOLFORMER_ASDIV_PATH", raising=False)
   with pytest.raises(FileNotFoundError, match="ASDIV_PATH"):
     toolformer_tasks.eval_mixture(vocabulary, tasks=["math_asdiv"])
+
+
+def test_default_eval_output_dir_names_the_checkpoint_and_the_tools():
+  assert eval_tasks.eval_output_dir("/m/checkpoint_2000", 10) == "/m/eval_checkpoint_2000_tools_on"
+  assert eval_tasks.eval_output_dir("/m/checkpoint_2000/", 0, few_shot=True) == (
+      "/m/eval_checkpoint_2000_tools_off_few_shot")
+  with pytest.raises(ValueError):
+    eval_tasks.eval_output_dir(None, 10)

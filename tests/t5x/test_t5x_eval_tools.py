@@ -10,6 +10,7 @@ values the same run wrote.
 import json
 import math
 import os
+import pathlib
 
 import pytest
 
@@ -30,14 +31,18 @@ def _eval(tmp_path_factory, initial_checkpoint, label, **bindings):
       "import tool_script\n"
       "from toolformer_jax.decoding import tool_decoding\n"
       "tool_decoding.ToolSampler.logit_callback_fn = @tool_script.calculator_script()\n")
-  out_dir = tmp / "eval"
+  out_dir = bindings.pop("out_dir", tmp / "eval")
+  if out_dir is not None:
+    bindings["EVAL_OUTPUT_DIR"] = quote(out_dir)
+  else:  # eval_tools.gin's default: beside the checkpoint, named after the tool setting
+    out_dir = os.path.join(os.path.dirname(initial_checkpoint),
+                           f"eval_{os.path.basename(initial_checkpoint)}_tools_off")
   old = os.environ.get("PYTHONPATH")
   os.environ["PYTHONPATH"] = os.pathsep.join(  # the subprocess imports tool_script
       [str(REPO / "tests" / "t5x")] + ([old] if old else []))
   try:
     run = run_t5x("t5x.eval", EVAL_GIN + (str(script_gin),), {
         "CHECKPOINT_PATH": quote(initial_checkpoint),
-        "EVAL_OUTPUT_DIR": quote(out_dir),
         "EVAL_TASKS": "['math_templates_v1', 'dates_given_v1', 'lm_wiki']",
         "EVAL_NUM_GENERATED": str(EXAMPLES),
         "TASK_FEATURE_LENGTHS": "{'inputs': 32, 'targets': 16}",
@@ -52,7 +57,7 @@ def _eval(tmp_path_factory, initial_checkpoint, label, **bindings):
     else:
       os.environ["PYTHONPATH"] = old
   assert run.returncode == 0, run.log[-3000:]
-  return out_dir / "inference_eval"
+  return pathlib.Path(out_dir) / "inference_eval"
 
 
 def _metrics(directory, task):
@@ -84,7 +89,9 @@ def tools_on(tmp_path_factory, initial_checkpoint):
 
 @pytest.fixture(scope="module")
 def tools_off(tmp_path_factory, initial_checkpoint):
-  return _eval(tmp_path_factory, initial_checkpoint, "tools_off", TOOL_TRIGGER_TOP_K="0")
+  # No EVAL_OUTPUT_DIR: the run file's default directory for the tools-off run.
+  return _eval(tmp_path_factory, initial_checkpoint, "tools_off", TOOL_TRIGGER_TOP_K="0",
+               out_dir=None)
 
 
 def test_t5x_eval_tools_on_writes_accuracy_and_the_calls(tools_on):
