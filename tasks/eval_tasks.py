@@ -4,6 +4,7 @@ Task names are `toolformer_eval_<source>` plus the vocabulary's suffix (vocabula
 and the source's first word is its family (the report's tables):
 
   toolformer_eval_math_asdiv                ASDiv, read from ASDIV_PATH / $TOOLFORMER_ASDIV_PATH
+                                            (or 'tfds:DATA_DIR', asdiv_tfds.py)
   toolformer_eval_<generator>               one per generator of toolformer_jax.evaluation
                                             (math_templates_v1, math_gsm_symbolic_v1,
                                             math_basic_arithmetic_v1, facts_geography_v1,
@@ -42,6 +43,7 @@ from toolformer_jax import corpora
 from toolformer_jax.evaluation import asdiv
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
+from toolformer_tasks import asdiv_tfds
 from toolformer_tasks import lm
 from toolformer_tasks import preprocessors
 from toolformer_tasks import vocabularies
@@ -155,9 +157,17 @@ def register_generator_task(generator: str, vocabulary: seqio.Vocabulary,
 
 def register_asdiv_task(vocabulary: seqio.Vocabulary, path: Optional[str] = None,
                         count: Optional[int] = None, few_shot: bool = False) -> str:
+  """ASDiv from `path` (ASDiv.xml or its directory; None: $TOOLFORMER_ASDIV_PATH), or from
+  the TFDS dataset toolformer_asdiv with path 'tfds:[DATA_DIR]' (asdiv_tfds.py)."""
+  name = task_name(asdiv.NAME, vocabulary)
+  if path and path.startswith(asdiv_tfds.TFDS_PREFIX):
+    data_dir = path[len(asdiv_tfds.TFDS_PREFIX):] or None
+    problems = asdiv_tfds.read_problems(data_dir)  # builds now if needed, not inside t5x
+    return register_items_task(name, lambda: asdiv.asdiv_items(count=count, problems=problems),
+                               vocabulary, few_shot)
   path = asdiv.resolve_path(path)  # fails now, not inside t5x, if the file is missing
-  return register_items_task(task_name(asdiv.NAME, vocabulary),
-                             lambda: asdiv.asdiv_items(path, count), vocabulary, few_shot)
+  return register_items_task(name, lambda: asdiv.asdiv_items(path, count), vocabulary,
+                             few_shot)
 
 
 def register_lm_task(vocabulary: seqio.Vocabulary, corpus_path: Optional[str] = None) -> str:

@@ -67,3 +67,24 @@ def test_path_from_the_environment_and_clear_errors(tmp_path, monkeypatch):
   (tmp_path / asdiv.FILE_NAME).write_text("<x/>")
   monkeypatch.setenv(asdiv.ENV_PATH, str(tmp_path))
   assert asdiv.resolve_path(None) == str(tmp_path / asdiv.FILE_NAME)
+
+
+@needs_real
+def test_tfds_builder_from_a_manual_dir_and_the_task_reading_it(tmp_path, monkeypatch):
+  from toolformer_tasks import asdiv_tfds  # pylint: disable=g-import-not-at-top
+  from toolformer_tasks import eval_tasks  # pylint: disable=g-import-not-at-top
+  from toolformer_tasks import vocabularies  # pylint: disable=g-import-not-at-top
+  import seqio  # pylint: disable=g-import-not-at-top
+  monkeypatch.delenv(asdiv.ENV_PATH, raising=False)
+  data_dir = tmp_path / "tfds"
+  builder = asdiv_tfds.build(str(data_dir), manual_dir=str(REAL.parent))
+  assert builder.info.splits[asdiv_tfds.SPLIT].num_examples == 2093
+  assert dict(builder.info.metadata["skipped"]) == {asdiv.NON_NUMERIC: 122,
+                                                    asdiv.SEVERAL_ANSWERS: 90}
+  from_tfds = asdiv_tfds.read_problems(str(data_dir))
+  assert from_tfds == asdiv.read_asdiv(str(REAL))  # the same problems, in file order
+  name = eval_tasks.register_asdiv_task(vocabularies.gpt2_vocabulary(), f"tfds:{data_dir}",
+                                        count=2)
+  task = seqio.get_mixture_or_task(name)
+  first = next(iter(task.get_dataset(None, split="validation", shuffle=False).as_numpy_iterator()))
+  assert first["targets_pretokenized"] == b"9" and first["match"] == b"number"

@@ -2,7 +2,8 @@
 
 ASDiv is CC BY-NC 4.0: the project never bundles it. `read_asdiv(path)` reads ASDiv.xml
 (the file, or a directory holding it, like a TFDS manual_dir) given by the caller, by gin
-(`ASDIV_PATH` in gin/runs/eval_tools.gin) or by $TOOLFORMER_ASDIV_PATH. The file is
+(`ASDIV_PATH` in gin/runs/eval_tools.gin) or by $TOOLFORMER_ASDIV_PATH; or, built once
+into a TFDS dataset, from a TFDS data_dir (toolformer_tasks.asdiv_tfds). The file is
 <Problem ID Grade Source> elements with Body, Question, Solution-Type, Answer ("9
 (apples)") and Formula.
 
@@ -109,10 +110,12 @@ def read_asdiv(path: Optional[str] = None, stats: Optional[corpora.ReadStats] = 
   return problems
 
 
-def asdiv_items(path: Optional[str] = None, count: Optional[int] = None
-                ) -> List[items_lib.EvalItem]:
-  """The ASDiv problems as eval items (all, or the first `count`), zero-shot questions."""
-  problems = read_asdiv(path)
+def asdiv_items(path: Optional[str] = None, count: Optional[int] = None,
+                problems: Optional[List[Problem]] = None) -> List[items_lib.EvalItem]:
+  """ASDiv's problems (read from `path`, or given) as eval items (all, or the first
+  `count`), zero-shot questions."""
+  if problems is None:
+    problems = read_asdiv(path)
   if count is not None:
     problems = problems[:count]
   return [items_lib.EvalItem(
