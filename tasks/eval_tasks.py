@@ -238,18 +238,20 @@ def register_jsonl_task(path: str, vocabulary: seqio.Vocabulary, name: Optional[
 
 
 # --- the mixture -----------------------------------------------------------------------------
-def default_sources() -> List[str]:
-  """Every generator, ASDiv when a path is set in the environment, and the LM task."""
+def default_sources(with_asdiv: bool = False) -> List[str]:
+  """Every generator, ASDiv (with_asdiv, or a path in the environment), the LM task."""
   sources = sorted(items_lib.generators())
-  if os.environ.get(asdiv.ENV_PATH):
+  if with_asdiv or os.environ.get(asdiv.ENV_PATH):
     sources.insert(0, asdiv.NAME)
   return sources + [LM_SOURCE]
 
 
-def expand_sources(sources: Optional[Iterable[str]]) -> List[str]:
-  """Sources as given, with family names ('math') standing for all of their generators."""
+def expand_sources(sources: Optional[Iterable[str]], with_asdiv: bool = False) -> List[str]:
+  """Sources as given, with family names ('math') standing for all of their generators
+  (ASDiv among them when with_asdiv or $TOOLFORMER_ASDIV_PATH is set); None: all."""
+  with_asdiv = with_asdiv or bool(os.environ.get(asdiv.ENV_PATH))
   if sources is None:
-    return default_sources()
+    return default_sources(with_asdiv)
   if isinstance(sources, str):
     sources = [sources]
   known = items_lib.generators()
@@ -258,9 +260,9 @@ def expand_sources(sources: Optional[Iterable[str]]) -> List[str]:
     if source in known or source in (asdiv.NAME, LM_SOURCE):
       out.append(source)
     elif source in items_lib.FAMILIES:
+      if source == items_lib.MATH and with_asdiv:
+        out.append(asdiv.NAME)
       out += [n for n, g in sorted(known.items()) if g.family == source]
-      if source == items_lib.MATH and os.environ.get(asdiv.ENV_PATH):
-        out.insert(0, asdiv.NAME)
       if source == items_lib.LM:
         out.append(LM_SOURCE)
     else:
@@ -282,9 +284,7 @@ def eval_mixture(vocabulary: seqio.Vocabulary, tasks: Optional[Sequence[str]] = 
   few_shot: prepend each family's tool demonstration (items.FEW_SHOT) to every prompt.
   num_generated: items per generator (None: each generator's default count).
   """
-  sources = expand_sources(tasks)
-  if asdiv_path and tasks is None and asdiv.NAME not in sources:
-    sources.insert(0, asdiv.NAME)
+  sources = expand_sources(tasks, with_asdiv=bool(asdiv_path))
   names = []
   for source in sources:
     if source == asdiv.NAME:

@@ -121,3 +121,14 @@ def test_default_eval_output_dir_names_the_checkpoint_and_the_tools():
       "/m/eval_checkpoint_2000_tools_off_few_shot")
   with pytest.raises(ValueError):
     eval_tasks.eval_output_dir(None, 10)
+
+
+def test_asdiv_joins_the_math_family_when_a_path_is_given(monkeypatch):
+  monkeypatch.delenv("TOOLFORMER_ASDIV_PATH", raising=False)
+  assert "math_asdiv" not in eval_tasks.expand_sources(["math"])
+  math = eval_tasks.expand_sources(["math"], with_asdiv=True)
+  assert math[0] == "math_asdiv" and len(math) == 4
+  assert "math_asdiv" in eval_tasks.expand_sources(None, with_asdiv=True)
+  monkeypatch.setenv("TOOLFORMER_ASDIV_PATH", "/somewhere")
+  assert "math_asdiv" in eval_tasks.expand_sources(None)
+  assert eval_tasks.expand_sources(["qa_leads_v1"]) == ["qa_leads_v1"]
