@@ -12,9 +12,9 @@ several positions of each (before number tokens where there are any). Prints the
 |loss difference| between the two, and the kernel's FLOP/s as a fraction of this machine's
 float32 matmul peak (a large jitted matmul, measured in the same run, best of its rounds).
 
-Call sampling. Calls per second of `CallSampler.sample_calls` (prompt + document
-prefilled once per document, the KV cache forked into one row per position, one extend
-per generated token for all rows) versus recomputing the prefix at every step (one full
+Call sampling. Calls per second of `CallSampler.encode_documents` + `sample_calls` (the
+prompt prefix prefilled once, each document appended to it once, the KV cache forked into
+one row per position, one extend per generated token for all rows) versus recomputing the prefix at every step (one full
 forward of [0] + P(x) + x_{<i} + " [" + generated per row and token, logits only at the
 last position, lengths padded to multiples of 64 so it compiles a few shapes). Greedy by
 default, so both must write the same calls: the run prints how many agree. Model:
@@ -306,8 +306,8 @@ def bench_sampling(args, tmp):
   encode = lambda s: [int(t) for t in vocabulary.encode(s)]
   texts = wikipedia_texts(encode, args.sampling_docs, skip=200)
   docs = [sampler.document_ids(t) for t in texts]
-  probs = sampler.position_probs(prompt, docs)
-  positions = [sampler.select_positions(p) for p in probs]
+  encoded = sampler.encode_documents(prompt, docs)
+  positions = [sampler.select_positions(p) for p in encoded.probs]
   contexts, starts = sampler._contexts(prompt, docs)  # pylint: disable=protected-access
   wanted = [(d, i) for d, ps in enumerate(positions) for i in ps]
   print(f"[sampling] {name}, Calculator prompt, {len(docs)} Wikipedia leads of "
@@ -316,11 +316,11 @@ def bench_sampling(args, tmp):
         f"{args.sampling_positions} positions each by p(\" [\"): {len(wanted)} rows, greedy, "
         f"at most {args.max_call_tokens} call tokens")
   rng = jax.random.PRNGKey(0)
-  sampler.sample_calls(prompt, docs, positions, probs, rng)  # compile
+  sampler.sample_calls(encoded, positions, rng)  # compile
   times, sampled = [], None
   for _ in range(args.rounds):
-    start = time.perf_counter()
-    sampled = sampler.sample_calls(prompt, docs, positions, probs, rng)
+    start = time.perf_counter()  # the documents' pass (the cache calls fork from) + calls
+    sampled = sampler.sample_calls(sampler.encode_documents(prompt, docs), positions, rng)
     times.append(time.perf_counter() - start)
   fork_seconds = statistics.median(times)
   fork_rate = len(wanted) / fork_seconds
@@ -338,7 +338,8 @@ def bench_sampling(args, tmp):
   agree = sum(_cut(recomputed[j]) == forked[k] for j, k in enumerate(subset))
   tokens = sum(len(vocabulary.encode(t)) for t in recomputed)
   print(f"  forked cache {fork_rate:8.3f} calls/s  ({fork_seconds:.2f} s for {len(wanted)} "
-        f"calls, median of {args.rounds}: {len(docs)} prefills + one extend per token)")
+        f"calls, median of {args.rounds}: the prompt prefix cached, {len(docs)} document extends, "
+        f"one extend per token)")
   print(f"  recompute    {recompute_rate:8.3f} calls/s  ({recompute_seconds:.2f} s for "
         f"{len(subset)} calls, {tokens} generated tokens = full forwards)")
   print(f"  ratio forked/recompute {fork_rate / recompute_rate:6.1f}x calls/s;  identical "

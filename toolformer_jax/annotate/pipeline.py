@@ -157,10 +157,10 @@ class Annotator:
         rng = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(
             jax.random.PRNGKey(self.seed), shard), tool_number), batch_number)
         t0 = time.perf_counter()
-        probs = self.sampler.position_probs(prompt, ids)
-        positions = [self.sampler.select_positions(p) for p in probs]
+        encoded = self.sampler.encode_documents(prompt, ids)
+        positions = [self.sampler.select_positions(p) for p in encoded.probs]
         t1 = time.perf_counter()
-        sampled = self.sampler.sample_calls(prompt, ids, positions, probs, rng)
+        sampled = self.sampler.sample_calls(encoded, positions, rng)
         t2 = time.perf_counter()
         tc["positions"] += sum(len(p) for p in positions)
         # Dedupe, parse, execute.

@@ -5,13 +5,16 @@ after which the model writes x again, with calls. Every piece is tokenized on it
 and the ids are concatenated, so the second copy of x carries exactly ids(x), the
 token positions the filter scores.
 
-* Positions: one batched forward over [0] + P(x) + ids(x) per document gives
-  p_i = p(" [" | P(x), x_{<i}) at every i, read with the network's selected log-probs
-  (no [batch, length, vocab] tensor); the top k positions with p_i > tau_s are kept.
-* Calls: [0] + P(x) + ids(x) is prefilled ONCE per document; the cache is forked into
-  one row per (position, sample), each row resuming at its position i, fed " [" and
-  sampled one token per step (one extend call for all rows) until "]" or "->" or a length
-  cap. Finished rows take 0 tokens per step (their cache stays as it is).
+* One pass per batch of documents (`encode_documents`): [0] + ids(before) is prefilled
+  ONCE per prompt into a one-row KV cache, forked to one row per document, and each row
+  is extended by ids(x) + ids(middle) + ids(x) in one call that returns
+  p_i = p(" [" | P(x), x_{<i}) at every i (the network's selected log-probs, no
+  [batch, length, vocab] tensor); the top k positions with p_i > tau_s are kept.
+* Calls (`sample_calls`): that same cache is forked into one row per (position, sample),
+  each row resuming at its position i, fed " [" and sampled one token per step (one
+  extend call for all rows) until "]" or "->" or a length cap. Finished rows take 0
+  tokens per step, and the rows still running are compacted into a smaller cache when
+  they fit in half of it.
 """
 
 from __future__ import annotations
@@ -101,6 +104,16 @@ class SampledCall:
   p_call_start: float  # p(" [") at the position
 
 
+@dataclasses.dataclass
+class EncodedDocuments:
+  """A batch of documents run under a prompt: what position and call sampling share."""
+  prompt: Prompt
+  ids: List[List[int]]  # ids(x) per document
+  probs: List[np.ndarray]  # p(" [") before every x_i, [len(x)] per document
+  starts: List[int]  # the cache slot of x_0's second copy, per document
+  cache: object  # KV cache, one row per document (padded to a power of two)
+
+
 class CallSampler:
   """Samples positions and calls for batches of documents with one network."""
 
@@ -113,19 +126,20 @@ class CallSampler:
     self._encode_cache = {}
     self.forwards = 0  # prefix forwards (positions and prefills), for reports and benchmarks
 
-    @jax.jit
-    def position_log_probs(params, tokens, positions):
-      # tokens [docs, length]; positions [docs, n]: logits index before each x_i.
-      return module.apply({"params": params}, tokens, enable_dropout=False,
-                          output="log_probs", output_positions=positions,
-                          output_tokens=jnp.full(positions.shape, self.call_start_id,
-                                                 jnp.int32))
-
     @functools.partial(jax.jit, static_argnums=(3,))
     def prefill(params, tokens, lengths, cache_length):
       cache = kv_cache.init_cache(module, params, tokens.shape[0], cache_length)
       _, cache = kv_cache.prefill(module, params, cache, tokens, lengths)
       return cache
+
+    @functools.partial(jax.jit, donate_argnums=(1,))
+    def extend_log_probs(params, cache, tokens, lengths, read_at):
+      # tokens [docs, n] after each row's cache_index; read_at [docs, p]: log p(" [")
+      # from the logits at those extension indices.
+      return kv_cache.extend(module, params, cache, tokens, lengths, output="log_probs",
+                             output_positions=read_at,
+                             output_tokens=jnp.full(read_at.shape, self.call_start_id,
+                                                    jnp.int32))
 
     @jax.jit
     def fork(cache, rows, index):
@@ -144,9 +158,11 @@ class CallSampler:
         chosen = jax.random.categorical(rng, logits / config.temperature, axis=-1)
       return chosen.astype(jnp.int32), cache
 
-    self._position_log_probs = position_log_probs
+    self._extend_log_probs = extend_log_probs
+    self._prompt_caches = {}
     self._prefill = prefill
     self._fork = fork
+    self._compact = jax.jit(lambda cache, rows: kv_cache.fork(module, cache, rows))
     self._step = step
 
   # -------------------------------------------------------------------- helpers
@@ -171,22 +187,55 @@ class CallSampler:
 
   # -------------------------------------------------------------------- positions
 
+  def _prompt_cache(self, prompt: Prompt, cache_length: int):
+    """The KV cache (one row) of [0] + ids(before), computed once per prompt and length."""
+    key = (prompt.tool, prompt.before, cache_length)
+    if key not in self._prompt_caches:
+      prefix = [START_ID] + self.encode(prompt.before)
+      tokens = np.zeros((1, _round_up(len(prefix))), np.int32)
+      tokens[0, :len(prefix)] = prefix
+      self._prompt_caches[key] = self._prefill(self.params, tokens,
+                                               np.asarray([len(prefix)], np.int32),
+                                               cache_length)
+      self.forwards += 1
+    return self._prompt_caches[key]
+
+  def encode_documents(self, prompt: Prompt, docs: Sequence[Sequence[int]]
+                       ) -> EncodedDocuments:
+    """One extend of ids(x) + ids(middle) + ids(x) per document after the cached prompt
+    prefix: p_i = p(" [" | P(x), x_{<i}) at every i (selected log-probs, no vocabulary-
+    wide tensor) and the KV cache that call sampling forks from."""
+    cfg = self.config
+    prefix_length = 1 + len(self.encode(prompt.before))
+    middle = self.encode(prompt.middle)
+    if not docs:
+      return EncodedDocuments(prompt, [], [], [], None)
+    width = _round_up(max(2 * len(x) + len(middle) for x in docs))  # extension tokens
+    cache_length = _round_up(prefix_length + width + 1 + cfg.max_call_tokens)
+    batch = _bucket(len(docs), floor=1)
+    tokens = np.zeros((batch, width), np.int32)
+    lengths = np.zeros((batch,), np.int32)
+    read_at = np.zeros((batch, _bucket(max(len(x) for x in docs))), np.int32)
+    starts = []
+    for b, ids in enumerate(docs):
+      row = list(ids) + middle + list(ids)
+      tokens[b, :len(row)] = row
+      lengths[b] = len(row)
+      restart = len(ids) + len(middle)  # where the second copy of x begins
+      read_at[b, :len(ids)] = restart - 1 + np.arange(len(ids))  # logits before x_i
+      starts.append(prefix_length + restart)
+    prompt_cache = self._prompt_cache(prompt, cache_length)
+    cache = self._fork(prompt_cache, np.zeros((batch,), np.int32),
+                       np.full((batch,), prefix_length, np.int32))
+    log_probs, cache = self._extend_log_probs(self.params, cache, tokens, lengths, read_at)
+    log_probs = np.asarray(log_probs)  # [batch, positions]
+    self.forwards += len(docs)
+    probs = [np.exp(log_probs[b, :len(ids)]) for b, ids in enumerate(docs)]
+    return EncodedDocuments(prompt, [list(x) for x in docs], probs, starts, cache)
+
   def position_probs(self, prompt: Prompt, docs: Sequence[Sequence[int]]) -> List[np.ndarray]:
     """p_i = p(" [" before x_i) for every i of every document ([len(x)] each)."""
-    if not docs:
-      return []
-    rows, starts = self._contexts(prompt, docs)
-    length = _round_up(max(len(r) for r in rows))
-    width = _bucket(max(len(d) for d in docs))
-    batch = _bucket(len(docs), floor=1)
-    tokens = np.zeros((batch, length), np.int32)
-    positions = np.zeros((batch, width), np.int32)
-    for b, (row, start, ids) in enumerate(zip(rows, starts, docs)):
-      tokens[b, :len(row)] = row
-      positions[b, :len(ids)] = start - 1 + np.arange(len(ids))  # logits before x_i
-    log_probs = np.asarray(self._position_log_probs(self.params, tokens, positions))
-    self.forwards += len(docs)
-    return [np.exp(log_probs[b, :len(ids)]) for b, ids in enumerate(docs)]
+    return self.encode_documents(prompt, docs).probs
 
   def select_positions(self, probs: np.ndarray) -> List[int]:
     """Top k positions with p_i > tau_s (ties to the earlier position)."""
@@ -196,34 +245,19 @@ class CallSampler:
 
   # -------------------------------------------------------------------- calls
 
-  def sample_calls(self, prompt: Prompt, docs: Sequence[Sequence[int]],
-                   positions: Sequence[Sequence[int]], probs: Sequence[np.ndarray],
+  def sample_calls(self, encoded: EncodedDocuments, positions: Sequence[Sequence[int]],
                    rng: jax.Array) -> List[List[SampledCall]]:
-    """m sampled calls per kept position of every document (duplicates kept here)."""
+    """m sampled calls per kept position of every encoded document (duplicates kept)."""
     cfg = self.config
-    out: List[List[SampledCall]] = [[] for _ in docs]
-    wanted = [(d, i) for d, ps in enumerate(positions) for i in ps]
-    if not wanted:
-      return out
-    rows, starts = self._contexts(prompt, docs)
-    length = _round_up(max(len(r) for r in rows))
-    cache_length = _round_up(length + 1 + cfg.max_call_tokens)
-    batch = _bucket(len(docs), floor=1)
-    tokens = np.zeros((batch, length), np.int32)
-    lengths = np.zeros((batch,), np.int32)
-    for b, row in enumerate(rows):
-      tokens[b, :len(row)] = row
-      lengths[b] = len(row)
-    cache = self._prefill(self.params, tokens, lengths, cache_length)  # once per document
-    self.forwards += len(docs)
-
-    samples = [(d, i) for d, i in wanted for _ in range(cfg.calls_per_position)]
+    out: List[List[SampledCall]] = [[] for _ in encoded.ids]
+    samples = [(d, i) for d, ps in enumerate(positions) for i in ps
+               for _ in range(cfg.calls_per_position)]
     texts = [""] * len(samples)
     for first in range(0, len(samples), cfg.rows_per_batch):
       chunk = samples[first:first + cfg.rows_per_batch]
       rng, chunk_rng = jax.random.split(rng)
-      for r, text in enumerate(self._decode_rows(cache, chunk, starts, chunk_rng,
-                                                 prompt.tool)):
+      for r, text in enumerate(self._decode_rows(encoded.cache, chunk, encoded.starts,
+                                                 chunk_rng, encoded.prompt.tool)):
         texts[first + r] = text
     for r, (d, i) in enumerate(samples):
       text = texts[r]
@@ -235,7 +269,7 @@ class CallSampler:
       parsed = call_format.parse_call(text)
       call = parsed if isinstance(parsed, call_format.ToolCall) else None
       out[d].append(SampledCall(token_position=i, text=text, call=call,
-                                p_call_start=float(probs[d][i])))
+                                p_call_start=float(encoded.probs[d][i])))
     return out
 
   def _decode_rows(self, cache, chunk, starts, rng, tool: str) -> List[str]:
@@ -251,27 +285,40 @@ class CallSampler:
     rows_cache = self._fork(cache, source, index)
     forced = self.encode(f"{tool}(") if cfg.force_tool_name else []
     first = np.asarray([self.call_start_id] + forced, np.int32)
-    generated = [list(forced) for _ in range(num_rows)]
-    texts = [""] * num_rows
-    active = np.zeros((num_rows,), bool)
-    active[:len(chunk)] = True
+    generated = [list(forced) for _ in range(len(chunk))]
+    texts = [""] * len(chunk)
+    # slot_of[r]: the cache row of sample r (-1 once it has finished); the rows still
+    # running are compacted into a smaller cache when they fit in half of it, so a few
+    # long calls do not keep every finished row stepping.
+    slot_of = np.arange(len(chunk))
     current = np.broadcast_to(first, (num_rows, len(first)))
-    lengths = active.astype(np.int32) * len(first)
+    lengths = np.zeros((num_rows,), np.int32)
+    lengths[:len(chunk)] = len(first)
     for _ in range(cfg.max_call_tokens):
       rng, key = jax.random.split(rng)
       chosen, rows_cache = self._step(self.params, rows_cache, current, lengths, key)
       chosen = np.asarray(chosen)
-      for r in np.flatnonzero(active):
-        generated[r].append(int(chosen[r]))
+      for r in np.flatnonzero(slot_of >= 0):
+        generated[r].append(int(chosen[slot_of[r]]))
         texts[r] = self.vocabulary.decode(generated[r])
         if (call_format.CALL_END in texts[r] or call_format.RESULT_MARKER in texts[r]
             or (forced and _parentheses_closed(texts[r]))):
-          active[r] = False
-      current = chosen[:, None]
-      lengths = active.astype(np.int32)
-      if not active.any():
+          slot_of[r] = -1
+      running = np.flatnonzero(slot_of >= 0)
+      if not len(running):
         break
-    return texts[:len(chunk)]
+      last_tokens = chosen[slot_of[running]]  # [running]
+      if _bucket(len(running), floor=1) <= num_rows // 2:
+        num_rows = _bucket(len(running), floor=1)
+        keep = np.zeros((num_rows,), np.int32)
+        keep[:len(running)] = slot_of[running]
+        rows_cache = self._compact(rows_cache, keep)
+        slot_of[running] = np.arange(len(running))
+      current = np.zeros((num_rows, 1), np.int32)
+      lengths = np.zeros((num_rows,), np.int32)
+      current[slot_of[running], 0] = last_tokens
+      lengths[slot_of[running]] = 1
+    return texts
 
 
 def _closing_index(text: str) -> int:

@@ -347,14 +347,17 @@ class SelfAttention(nn.Module):
                            s.rotary_interleaved)
       key = apply_rotary(key, positions, s.rotary_dim, s.rotary_base, s.rotary_interleaved)
       max_length = cached_key.value.shape[1]
-      # For every cache slot p, the new token it receives (p - index) if that is a real one.
-      offset = jnp.arange(max_length, dtype=jnp.int32)[None, :] - index[:, None]  # [b, L]
-      write = ((offset >= 0) & (offset < lengths[:, None]))[:, :, None, None]  # [b, L, 1, 1]
-      take = jnp.clip(offset, 0, length - 1)[:, :, None, None]  # [b, L, 1, 1]
-      new_keys = jnp.take_along_axis(key.astype(cached_key.value.dtype), take, axis=1)
-      new_values = jnp.take_along_axis(value.astype(cached_value.value.dtype), take, axis=1)
-      keys = jnp.where(write, new_keys, cached_key.value)  # [b, L, kv_heads, head_dim]
-      values = jnp.where(write, new_values, cached_value.value)
+      # Scatter only the real new tokens into their slots (a slot past the end, or a
+      # padding token's, is dropped): the cache is updated in place when it is donated,
+      # not rewritten (a full-cache select made a SmolLM2 one-token step of 32 rows 4x
+      # slower on CPU).
+      real = jnp.arange(length, dtype=jnp.int32)[None, :] < lengths[:, None]  # [b, l]
+      slots = jnp.where(real, positions, max_length)  # [b, l]; max_length = dropped
+      rows = jnp.broadcast_to(jnp.arange(batch, dtype=jnp.int32)[:, None], (batch, length))
+      keys = cached_key.value.at[rows, slots].set(
+          key.astype(cached_key.value.dtype), mode="drop")  # [b, L, kv_heads, head_dim]
+      values = cached_value.value.at[rows, slots].set(
+          value.astype(cached_value.value.dtype), mode="drop")
       cached_key.value, cached_value.value = keys, values
       cache_index.value = index + lengths
       # Token t of row b sees cache slots p <= index[b] + t.
