@@ -86,7 +86,7 @@ def _outputs(directory):
     elif name.startswith("manifest"):
       with open(path) as f:
         manifest = json.load(f)
-      for key in ("stage_seconds", "checkpoint", "corpus"):
+      for key in ("stage_seconds", "checkpoint", "corpus", "mesh"):
         manifest.pop(key)
       manifest["counts"].pop("corpus_skipped")
       out[name] = manifest
@@ -183,14 +183,21 @@ def test_two_processes_write_what_one_process_writes(reference, checkpoint, tmp_
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-  env = dict(_env(), XLA_FLAGS="--xla_force_host_platform_device_count=2",
-             JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")
-  processes = [subprocess.Popen(
-      _command(checkpoint, corpus, out, "--num_shards=3", "--process_count=2",
-               f"--process_index={p}", f"--coordinator_address=127.0.0.1:{port}"),
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for p in range(2)]
-  for p in processes:
-    _, stderr = p.communicate(timeout=600)
-    assert p.returncode == 0, stderr[-3000:]
+  # launch/launch.py's local mode: 2 processes of 2 fake CPU devices each, jax.distributed
+  # over gloo; each process shards its batches over its own 2 devices.
+  launch = [sys.executable, "launch/launch.py", "--python", sys.executable, "--module",
+            "toolformer_jax.annotate", "--log_dir", str(tmp_path / "logs"), "local",
+            "--num_processes", "2", "--devices_per_process", "2", "--port", str(port), "--",
+            *_command(checkpoint, corpus, out, "--num_shards=3")[3:]]
+  dry = subprocess.run([*launch[:2], "--dry_run", *launch[2:]], cwd=REPO, env=_env(),
+                       capture_output=True, text=True, timeout=60, check=True).stdout
+  assert [line.count("--process_index=") for line in dry.splitlines()] == [1, 1]
+  result = subprocess.run(launch, cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=900, check=False)
+  logs = "".join(open(tmp_path / "logs" / name).read()[-2000:]
+                 for name in sorted(os.listdir(tmp_path / "logs")))
+  assert result.returncode == 0, logs
+  for shard in range(3):
+    with open(out / f"manifest-{shard:05d}-of-00003.json") as f:
+      assert json.load(f)["mesh"] == {"data": 2, "model": 1}
   assert _outputs(str(out)) == _outputs(reference_out)

@@ -30,6 +30,10 @@ _PROCESS_COUNT = flags.DEFINE_integer("process_count", 1, "Processes (hosts) in 
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                    "host:port of process 0; set for a multi-host run "
                                    "(jax.distributed.initialize)")
+_MULTIPROCESS = flags.DEFINE_bool("multiprocess_gpu", False,
+                                  "Accepted for launch/launch.py (t5x's flag name): with "
+                                  "--coordinator_address every backend initializes "
+                                  "jax.distributed.")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bars.")
 
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from toolformer_jax import corpora
+from toolformer_jax import partitioning
 from toolformer_jax.annotate import filter as filter_lib
 from toolformer_jax.annotate import heuristics
 from toolformer_jax.annotate import pipeline
@@ -66,6 +67,18 @@ def load_model(checkpoint: str, network=None, scan_layers: bool = False):
   return module, params
 
 
+def local_mesh(num_partitions: int = 1):
+  """The ('data', 'model') mesh over this process's devices, or None on one device.
+
+  Hosts annotate different corpus shards at their own pace, so each shards its batches
+  over its own devices: a mesh spanning hosts would make every host wait for the slowest
+  one at every step, for work that needs no communication."""
+  devices = jax.local_devices()
+  if len(devices) == 1 and num_partitions == 1:
+    return None
+  return partitioning.make_mesh(num_partitions, devices)
+
+
 @gin.configurable(denylist=["shard_index", "num_shards", "process_index", "process_count",
                             "progress"])
 def run(annotate_dir: str = gin.REQUIRED,
@@ -84,6 +97,7 @@ def run(annotate_dir: str = gin.REQUIRED,
         documents_per_batch: int = 8,
         max_calls_per_document: int = 1,
         executor_workers: int = 4,
+        num_partitions: int = 1,
         seed: int = 0,
         shard_index: Optional[int] = None,
         num_shards: int = 1,
@@ -110,10 +124,17 @@ def run(annotate_dir: str = gin.REQUIRED,
   totals = collections.Counter()
   if todo:
     module, params = load_model(checkpoint, network, scan_layers)
-    params = jax.tree.map(jnp.asarray, params)
-    sampler = sampling.CallSampler(module, params, vocabulary, sampling_config)
+    mesh = local_mesh(num_partitions)
+    if mesh is None:
+      params = jax.tree.map(jnp.asarray, params)
+    else:
+      from toolformer_jax.checkpoints import t5x_export  # pylint: disable=g-import-not-at-top
+      params = partitioning.shard_params(params, t5x_export.check_params(params, module),
+                                         mesh)
+    sampler = sampling.CallSampler(module, params, vocabulary, sampling_config, mesh)
     scorer = filter_lib.LossDifferenceFilter(
-        module, params, lambda s: [int(t) for t in vocabulary.encode(s)], filter_config)
+        module, params, lambda s: [int(t) for t in vocabulary.encode(s)], filter_config,
+        mesh)
     executor = engine.ToolExecutor(registry.build_tools(list(tools)),
                                    max_workers=executor_workers)
     annotator = pipeline.Annotator(sampler, scorer, executor, tools, settings, prompts,
@@ -136,6 +157,7 @@ def run(annotate_dir: str = gin.REQUIRED,
           "sampling": vars(sampling_config), "filter": {
               k: v for k, v in vars(filter_config).items()},
           "max_calls_per_document": max_calls_per_document, "counts": counts,
+          "mesh": dict(mesh.shape) if mesh is not None else None,
           "stage_seconds": dict(annotator.stage_seconds),
       }
       pipeline.write_shard(annotate_dir, shard, num_shards, annotated, candidates, manifest)

@@ -154,6 +154,16 @@ class LossDifferenceFilter:
 
     from toolformer_jax.networks import kv_cache  # pylint: disable=g-import-not-at-top
 
+    def place(arrays):
+      # Rows over `data`; placed explicitly (a multi-process run refuses numpy inputs
+      # with sharded in_shardings, even on a mesh of its own devices).
+      if mesh is None:
+        return arrays
+      return tuple(jax.device_put(a, NamedSharding(mesh, PartitionSpec(
+          "data", *([None] * (a.ndim - 1))))) for a in arrays)
+
+    self._place = place
+
     @functools.partial(jax.jit, static_argnums=(3,))
     def inline_prefill(params, tokens, targets, cache_length):
       # tokens [docs, L] = [0] + x; targets [docs, L] = x: log p(x_j | [0], x_<j) at j.
@@ -249,7 +259,8 @@ class LossDifferenceFilter:
           for qi, terms in enumerate(row.queries):
             for pi, w in terms:
               weights[b, qi, pi] = w
-        losses = np.asarray(self._kernel(self.params, tokens, positions, targets, weights))
+        losses = np.asarray(self._kernel(self.params, *self._place(
+            (tokens, positions, targets, weights))))
         self.compiled_shapes.add((size, length, p, q))
         self.forwards += len(batch)
         for b, r in enumerate(batch):

@@ -27,6 +27,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import numpy as np
 
 from toolformer_jax import vocab as vocab_lib
@@ -117,8 +118,13 @@ class EncodedDocuments:
 class CallSampler:
   """Samples positions and calls for batches of documents with one network."""
 
-  def __init__(self, module, params, vocabulary, config: SamplingConfig = SamplingConfig()):
+  def __init__(self, module, params, vocabulary, config: SamplingConfig = SamplingConfig(),
+               mesh: Optional[Mesh] = None):
+    """With a `mesh`, document and call rows are sharded over its `data` axis (batches
+    padded to a multiple of it) and `params` must already be placed on the mesh."""
     self.module = module
+    self.mesh = mesh
+    self.rows_floor = mesh.shape["data"] if mesh is not None else 1
     self.params = params
     self.vocabulary = vocabulary
     self.config = config
@@ -167,6 +173,22 @@ class CallSampler:
 
   # -------------------------------------------------------------------- helpers
 
+  def _shard(self, tree, axis: int = 0):
+    """Every array of `tree` with its rows (axis `axis`) over the mesh's `data` axis."""
+    if self.mesh is None:
+      return tree
+
+    def place(leaf):
+      spec = [None] * np.ndim(leaf)
+      spec[axis] = "data"
+      return jax.device_put(leaf, NamedSharding(self.mesh, PartitionSpec(*spec)))
+
+    return jax.tree.map(place, tree)
+
+  def _shard_cache(self, cache):
+    """A KV cache with its rows over `data` (every leaf has them on `batch_axis`)."""
+    return self._shard(cache, kv_cache.batch_axis(self.module))
+
   def encode(self, text: str) -> List[int]:
     if text not in self._encode_cache:
       self._encode_cache[text] = [int(t) for t in self.vocabulary.encode(text)]
@@ -212,7 +234,7 @@ class CallSampler:
       return EncodedDocuments(prompt, [], [], [], None)
     width = _round_up(max(2 * len(x) + len(middle) for x in docs))  # extension tokens
     cache_length = _round_up(prefix_length + width + 1 + cfg.max_call_tokens)
-    batch = _bucket(len(docs), floor=1)
+    batch = _bucket(len(docs), floor=self.rows_floor)
     tokens = np.zeros((batch, width), np.int32)
     lengths = np.zeros((batch,), np.int32)
     read_at = np.zeros((batch, _bucket(max(len(x) for x in docs))), np.int32)
@@ -225,9 +247,10 @@ class CallSampler:
       read_at[b, :len(ids)] = restart - 1 + np.arange(len(ids))  # logits before x_i
       starts.append(prefix_length + restart)
     prompt_cache = self._prompt_cache(prompt, cache_length)
-    cache = self._fork(prompt_cache, np.zeros((batch,), np.int32),
-                       np.full((batch,), prefix_length, np.int32))
-    log_probs, cache = self._extend_log_probs(self.params, cache, tokens, lengths, read_at)
+    cache = self._shard_cache(self._fork(prompt_cache, np.zeros((batch,), np.int32),
+                                   np.full((batch,), prefix_length, np.int32)))
+    log_probs, cache = self._extend_log_probs(self.params, cache, *self._shard(
+        (tokens, lengths, read_at)))
     log_probs = np.asarray(log_probs)  # [batch, positions]
     self.forwards += len(docs)
     probs = [np.exp(log_probs[b, :len(ids)]) for b, ids in enumerate(docs)]
@@ -277,12 +300,12 @@ class CallSampler:
     `force_tool_name` the tool's "Name(") and samples until every row has written "]" or
     "->" (or closed its parentheses) or the length cap; returns the texts."""
     cfg = self.config
-    num_rows = _bucket(len(chunk), floor=1)
+    num_rows = _bucket(len(chunk), floor=self.rows_floor)
     source = np.zeros((num_rows,), np.int32)
     index = np.zeros((num_rows,), np.int32)
     for r, (d, i) in enumerate(chunk):
       source[r], index[r] = d, starts[d] + i
-    rows_cache = self._fork(cache, source, index)
+    rows_cache = self._shard_cache(self._fork(cache, source, index))
     forced = self.encode(f"{tool}(") if cfg.force_tool_name else []
     first = np.asarray([self.call_start_id] + forced, np.int32)
     generated = [list(forced) for _ in range(len(chunk))]
@@ -296,7 +319,8 @@ class CallSampler:
     lengths[:len(chunk)] = len(first)
     for _ in range(cfg.max_call_tokens):
       rng, key = jax.random.split(rng)
-      chosen, rows_cache = self._step(self.params, rows_cache, current, lengths, key)
+      chosen, rows_cache = self._step(self.params, rows_cache,
+                                      *self._shard((current, lengths)), key)
       chosen = np.asarray(chosen)
       for r in np.flatnonzero(slot_of >= 0):
         generated[r].append(int(chosen[slot_of[r]]))
@@ -308,11 +332,11 @@ class CallSampler:
       if not len(running):
         break
       last_tokens = chosen[slot_of[running]]  # [running]
-      if _bucket(len(running), floor=1) <= num_rows // 2:
-        num_rows = _bucket(len(running), floor=1)
+      if _bucket(len(running), floor=self.rows_floor) <= num_rows // 2:
+        num_rows = _bucket(len(running), floor=self.rows_floor)
         keep = np.zeros((num_rows,), np.int32)
         keep[:len(running)] = slot_of[running]
-        rows_cache = self._compact(rows_cache, keep)
+        rows_cache = self._shard_cache(self._compact(rows_cache, keep))
         slot_of[running] = np.arange(len(running))
       current = np.zeros((num_rows, 1), np.int32)
       lengths = np.zeros((num_rows,), np.int32)
