@@ -132,6 +132,32 @@ def test_outputs_follow_the_schema(reference):
   assert os.path.isfile(os.path.join(out, "report.md")) and "report.md" in stdout
 
 
+def test_inline_comparison_records_both_decisions(reference, checkpoint, tmp_path):
+  corpus, reference_out, _ = reference
+  out = tmp_path / "out"
+  _run(_command(checkpoint, corpus, out, "--num_shards=3",
+                "--gin.driver.run.compare_inline=True",
+                "--gin.driver.run.tool_overrides={'WikiSearch': {'tau_s': 0.0, "
+                "'top_k_positions': 3, 'calls_per_position': 4, 'tau_f': 0.0}}"))
+  key = lambda c: (c["doc_id"], c["token_position"], c["call"])
+  ref = {key(c): c for name, records in _outputs(reference_out).items()
+         if name.startswith("candidates") for c in records}
+  got = [c for name, records in _outputs(str(out)).items() if name.startswith("candidates")
+         for c in records]
+  assert sorted(map(key, got)) == sorted(ref)
+  for c in got:  # prefix mode is unchanged; each mode applies tau_f = 0 to its own losses
+    assert (c["loss_minus"], c["loss_plus"]) == (ref[key(c)]["loss_minus"],
+                                                 ref[key(c)]["loss_plus"])
+    assert c["kept"] == (c["loss_minus"] - c["loss_plus"] >= 0.0)
+    assert c["kept_inline"] == (c["loss_minus_inline"] - c["loss_plus_inline"] >= 0.0)
+  agree = sum(c["kept"] == c["kept_inline"] for c in got)
+  with open(out / "report.json") as f:
+    inline = json.load(f)["tools"]["WikiSearch"]["inline"]
+  assert (inline["compared"], inline["agree"]) == (len(got), agree)
+  with open(out / "report.md") as f:
+    assert "Inline versus prefix mode" in f.read()
+
+
 def test_rerun_skips_finished_shards(reference, checkpoint):
   corpus, out, _ = reference
   before = _outputs(out)

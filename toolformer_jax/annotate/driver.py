@@ -98,6 +98,7 @@ def run(annotate_dir: str = gin.REQUIRED,
         max_calls_per_document: int = 1,
         executor_workers: int = 4,
         num_partitions: int = 1,
+        compare_inline: bool = False,
         seed: int = 0,
         shard_index: Optional[int] = None,
         num_shards: int = 1,
@@ -110,6 +111,9 @@ def run(annotate_dir: str = gin.REQUIRED,
   if vocabulary is None:
     raise ValueError("run.vocabulary is not bound: include a model gin file")
   settings = pipeline.tool_settings(tools, tool_overrides)  # bad config fails here
+  if compare_inline and filter_config.mode != "prefix":
+    raise ValueError("compare_inline scores inline beside the prefix-mode filter; it needs "
+                     f"FilterConfig.mode = 'prefix', not {filter_config.mode!r}")
   prompts = {t: sampling.Prompt.load(t, (prompt_files or {}).get(t)) for t in tools}
   if num_shards < 1 or not 0 <= process_index < process_count:
     raise ValueError(f"bad sharding: num_shards={num_shards}, process "
@@ -139,7 +143,7 @@ def run(annotate_dir: str = gin.REQUIRED,
                                    max_workers=executor_workers)
     annotator = pipeline.Annotator(sampler, scorer, executor, tools, settings, prompts,
                                    heuristics_config, documents_per_batch,
-                                   max_calls_per_document, seed)
+                                   max_calls_per_document, seed, compare_inline)
     for shard in todo:
       stats = corpora.ReadStats("corpus")
       documents = pipeline.shard_documents(open_corpus(corpus, stats), shard, num_shards,

@@ -115,13 +115,14 @@ class Annotator:
                prompts: Mapping[str, sampling.Prompt],
                heuristics_config: heuristics.HeuristicsConfig = heuristics.HeuristicsConfig(),
                documents_per_batch: int = 8, max_calls_per_document: int = 1,
-               seed: int = 0):
+               seed: int = 0, compare_inline: bool = False):
     self.sampler, self.scorer, self.executor = sampler, scorer, executor
     self.tools, self.settings, self.prompts = list(tools), dict(settings), dict(prompts)
     self.heuristics_config = heuristics_config
     self.documents_per_batch = documents_per_batch
     self.max_calls_per_document = max_calls_per_document
     self.seed = seed
+    self.compare_inline = compare_inline  # also score inline; record its keep decision
     self.stage_seconds = collections.Counter()
 
   def _tool_sampler_config(self, tool: str) -> sampling.SamplingConfig:
@@ -198,7 +199,9 @@ class Annotator:
           rows.append((k, s, result))
         scores = self.scorer.score(dict(enumerate(ids)), filter_candidates)
         t4 = time.perf_counter()
-        for (k, s, result), c, score in zip(rows, filter_candidates, scores):
+        inline = self._inline_scores(dict(enumerate(ids)), filter_candidates)
+        t5 = time.perf_counter()
+        for n, ((k, s, result), c, score) in enumerate(zip(rows, filter_candidates, scores)):
           tc["scored"] += 1
           tc["kept"] += int(score.kept)
           candidates_out.append({
@@ -211,13 +214,32 @@ class Annotator:
               "loss_call_result": score.loss_call_result, "loss_minus": score.loss_minus,
               "loss_plus": score.loss_plus, "kept": score.kept,
               "p_call_start": s.p_call_start})
+          if inline is not None:
+            other = inline[n]
+            candidates_out[-1].update(loss_minus_inline=other.loss_minus,
+                                      loss_plus_inline=other.loss_plus,
+                                      kept_inline=other.kept)
+            tc["inline_kept"] += int(other.kept)
+            tc["inline_agree"] += int(other.kept == score.kept)
         for stage, seconds in (("positions", t1 - t0), ("calls", t2 - t1),
-                               ("execute", t3 - t2), ("filter", t4 - t3)):
+                               ("execute", t3 - t2), ("filter", t4 - t3),
+                               ("filter_inline", t5 - t4)):
           self.stage_seconds[stage] += seconds
       counts["tools"][tool] = dict(tc)
     annotated = self._merge(documents, candidates_out)
     counts["annotated_documents"] = len(annotated)
     return annotated, candidates_out, counts
+
+  def _inline_scores(self, documents, candidates) -> Optional[List[filter_lib.Scores]]:
+    """The same candidates scored in inline mode (call inserted at i), or None when off."""
+    if not self.compare_inline or not candidates:
+      return None
+    prefix_config = self.scorer.config
+    self.scorer.config = dataclasses.replace(prefix_config, mode="inline")
+    try:
+      return self.scorer.score(documents, candidates)
+    finally:
+      self.scorer.config = prefix_config
 
   def _merge(self, documents: Sequence[corpora.Document], candidates: List[Dict]) -> List[Dict]:
     by_doc = collections.defaultdict(list)

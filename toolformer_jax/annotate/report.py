@@ -123,6 +123,7 @@ def _json_lines(path: str, kind: str, malformed: collections.Counter) -> Iterato
 class _ToolData:
   gains: List[float] = dataclasses.field(default_factory=list)
   kept: List[bool] = dataclasses.field(default_factory=list)
+  kept_both: List[Tuple[bool, bool]] = dataclasses.field(default_factory=list)  # prefix, inline
   p_call_start: List[float] = dataclasses.field(default_factory=list)  # NaN when absent
   annotated: int = 0
   samples: List[Tuple[int, int, dict]] = dataclasses.field(default_factory=list)  # heap
@@ -222,6 +223,8 @@ def read_run(annotate_dir: str, samples_per_tool: int = 3, progress: bool = Fals
         order.append(c["tool"])
       data.gains.append(float(c["loss_minus"]) - float(c["loss_plus"]))
       data.kept.append(c["kept"])
+      if isinstance(c.get("kept_inline"), bool):
+        data.kept_both.append((c["kept"], c["kept_inline"]))
       data.p_call_start.append(float(c.get("p_call_start", math.nan)))
   serial = 0
   for key in sorted(files["annotated"]):
@@ -279,10 +282,22 @@ def read_run(annotate_dir: str, samples_per_tool: int = 3, progress: bool = Fals
         "funnel": {k: int(data.funnel.get(k, 0)) for k in FUNNEL},
         "tool_errors": dict(sorted(data.tool_errors.items())),
         "samples": _pick_samples(data, samples_per_tool),
+        "inline": _agreement(data.kept_both),
     }
     out["tools"][tool] = entry
     arrays[tool] = (gains, kept, p)
   return {"numbers": out, "arrays": arrays}
+
+
+def _agreement(pairs: Sequence[Tuple[bool, bool]]) -> Optional[Dict[str, Any]]:
+  """How often inline-mode keep decisions match prefix mode's (None: not compared)."""
+  if not pairs:
+    return None
+  both = np.asarray(pairs, bool)  # [candidates, (prefix, inline)]
+  return {"compared": int(len(both)), "agree": int((both[:, 0] == both[:, 1]).sum()),
+          "agreement": float((both[:, 0] == both[:, 1]).mean()),
+          "kept_prefix": int(both[:, 0].sum()), "kept_inline": int(both[:, 1].sum()),
+          "kept_both": int((both[:, 0] & both[:, 1]).sum())}
 
 
 def _summary(values: np.ndarray) -> Dict[str, Any]:
@@ -536,6 +551,15 @@ def _markdown(numbers: Dict[str, Any], plots: Mapping[str, str]) -> str:
     lines += ["", "Kept counts of the manifests differ from the candidates files for "
               + ", ".join(f"{tool} ({t[tool]['manifest_kept']} versus {t[tool]['kept']})"
                           for tool in mismatch) + "."]
+  compared = {tool: e["inline"] for tool, e in t.items() if e.get("inline")}
+  if compared:
+    lines += ["", "### Inline versus prefix mode", "",
+              "The same candidates scored with the call inserted at its position (inline) "
+              "beside the paper's prefix mode, at the same thresholds.", ""]
+    lines += _table(["tool", "compared", "same decision", "kept prefix", "kept inline",
+                     "kept by both"],
+                    [[tool, a["compared"], f"{a['agreement']:.1%}", a["kept_prefix"],
+                      a["kept_inline"], a["kept_both"]] for tool, a in compared.items()])
   lines += ["", f"![candidates and keep rate]({plots['counts']})", "",
             "## L- - L+ per tool", "",
             "L- = min(L(empty), L(call without result)), L+ = L(call with result); a call is "
