@@ -56,8 +56,11 @@ apt:
 
 install: $(STAMP) apt
 
+# make demo DEMO_SIZE=tiny|default|full DEMO_ROUNDS=N (sizes: toolformer_jax/demo.py SIZES)
+DEMO_SIZE ?= default
+DEMO_ROUNDS ?= 1
 demo: install
-	$(PY) -m toolformer_jax.demo
+	$(PY) -m toolformer_jax.demo --size $(DEMO_SIZE) --rounds $(DEMO_ROUNDS)
 
 test: install
 	$(PY) -m pytest -q -m "not slow" tests

@@ -9,6 +9,8 @@ plain names, SmolLM2's gguf vocabulary with the suffix `_smollm2`):
                        $TOOLFORMER_ANNOTATED_DIR (split train)
   toolformer_all       the mixture of the tool tasks; without annotated shards it falls
                        back to toolformer_lm_wiki (logged)
+  toolformer_all_nocalls  the control: the same records with their calls removed
+                       (toolformer_mixture(without_calls=True); gin WITHOUT_CALLS)
   toolformer_eval_*    the eval tasks (eval_tasks.py); `eval_mixture` builds the mixture
                        `toolformer_eval` that gin/runs/eval_tools.gin evaluates
 
@@ -44,9 +46,13 @@ def lm_task(vocabulary: seqio.Vocabulary, corpus_path: Optional[str] = None) -> 
   return lm.register_wiki_lm_task(vocabulary, corpus_path=corpus_path)
 
 
-def toolformer_mixture(vocabulary: seqio.Vocabulary, annotated_dir: Optional[str] = None) -> str:
-  """Name of `toolformer_all` for `vocabulary` over `annotated_dir` (or the env variable)."""
-  return annotated.register_toolformer_tasks(vocabulary, annotated_dir)
+def toolformer_mixture(vocabulary: seqio.Vocabulary, annotated_dir: Optional[str] = None,
+                       without_calls: bool = False) -> str:
+  """Name of `toolformer_all` for `vocabulary` over `annotated_dir` (or the env variable);
+  without_calls: the paper's control `toolformer_all_nocalls`, the same records with their
+  calls removed."""
+  return annotated.register_toolformer_tasks(vocabulary, annotated_dir,
+                                             without_calls=without_calls)
 
 
 def text_files_task(paths: Sequence[str], vocabulary: seqio.Vocabulary,

@@ -20,6 +20,14 @@ yields that tool's `text` as `targets` (tokenized, EOS, cut into feature-length 
 the LM task), and `toolformer_all` mixes the tool tasks in proportion to their record
 counts, i.e. it samples the union of all kept examples (the paper's C*).
 
+The paper's control, the same fine-tune on the same documents without API calls, is
+`toolformer_all_nocalls` (tasks `toolformer_<tool>_nocalls`, `without_calls=True`): the
+same records of the same shards, each `text` with its inserted calls removed
+(`text_without_calls`: every call of the record's `calls`, or its `call`/`result`, rendered
+as the pipeline inserted it and cut out), so the two runs see the same documents in the
+same order and differ only by the calls. It reads jsonl shards (tfrecord ones do not keep
+the calls: an error).
+
 Without a configured directory, `toolformer_all` falls back to the held-out-LM task's
 training split (`toolformer_lm_wiki`), with a warning, so that the fine-tuning command runs
 before any annotation exists. A configured directory without readable shards is an error.
@@ -43,6 +51,7 @@ from toolformer_tasks import vocabularies
 
 ANNOTATED_DIR_ENV = "TOOLFORMER_ANNOTATED_DIR"
 MIXTURE = "toolformer_all"
+WITHOUT_CALLS_SUFFIX = "_nocalls"
 TASK_PREFIX = "toolformer_"
 SHARD_PATTERNS = ("*.jsonl", "*.jsonl.gz", "*.tfrecord", "*.tfrecord.gz")
 EXCLUDED_NAME_PARTS = ("candidate", "rejected")  # matches schema.CANDIDATES_FILE_PART
@@ -93,12 +102,53 @@ def usable_fields(record: dict, stats: corpora.ReadStats,
   return None if fields is None else (fields[0].strip(), fields[1])
 
 
+def text_without_calls(record: dict) -> str:
+  """The record's document without its inserted calls: each call of `calls` (else the
+  record's own `call` and `result`) rendered as the pipeline inserted it
+  (` [Tool(args) -> result]`) and removed. Raises ValueError when a call is not in the
+  text (a record not written by the annotation pipeline)."""
+  from toolformer_jax.tools import format as call_format  # pylint: disable=g-import-not-at-top
+  calls = record.get("calls")
+  if not calls:
+    calls = [{"call": record.get("call"), "result": record.get("result"),
+              "char_position": record.get("char_position", 0)}]
+  text = record["text"]
+  # The k-th call (by position) starts at its char_position in the original document plus
+  # the lengths of the calls before it; cut right to left so earlier offsets stay valid.
+  rendered = []
+  for c in sorted(calls, key=lambda c: c.get("char_position") or 0):
+    if not isinstance(c.get("call"), str) or c.get("result") is None:
+      raise ValueError(f"record {record.get('doc_id')!r}: call without 'call'/'result': {c}")
+    parsed = call_format.parse_call(c["call"])
+    if isinstance(parsed, call_format.ParseError):
+      raise ValueError(f"record {record.get('doc_id')!r}: unparsable call {c['call']!r}")
+    rendered.append((c.get("char_position") or 0, call_format.render_call(parsed,
+                                                                           str(c["result"]))))
+  offset, spans = 0, []
+  for position, inserted in rendered:
+    start = position + offset
+    if text[start:start + len(inserted)] != inserted:
+      start = text.find(inserted)
+      if start < 0:
+        raise ValueError(f"record {record.get('doc_id')!r}: call {inserted!r} is not in "
+                         "its text")
+    spans.append((start, start + len(inserted)))
+    offset += len(inserted)
+  for start, end in sorted(spans, reverse=True):
+    text = text[:start] + text[end:]
+  return text
+
+
 def parse_record(line: bytes, stats: Optional[corpora.ReadStats] = None,
-                 where: str = "") -> Optional[Tuple[str, str]]:
-  """(tool, text) of one jsonl line, or None if it is not a usable record (counted)."""
+                 where: str = "", without_calls: bool = False) -> Optional[Tuple[str, str]]:
+  """(tool, text) of one jsonl line, or None if it is not a usable record (counted);
+  without_calls: the text with its calls removed (`text_without_calls`)."""
   stats = stats if stats is not None else corpora.ReadStats("annotated record")
   record = corpora.parse_json_line(line, stats, where)
-  return None if record is None else usable_fields(record, stats, where)
+  fields = None if record is None else usable_fields(record, stats, where)
+  if fields is None or not without_calls:
+    return fields
+  return fields[0], text_without_calls(record)
 
 
 _EXAMPLE_SPEC = {"tool": tf.io.FixedLenFeature([], tf.string, default_value=""),
@@ -108,24 +158,30 @@ _EXAMPLE_SPEC = {"tool": tf.io.FixedLenFeature([], tf.string, default_value=""),
 bad_records = corpora.ReadStats("annotated shards")
 
 
-def _parse_json_line(line: np.ndarray, path: np.ndarray) -> Tuple[bytes, bytes]:
-  parsed = parse_record(bytes(line), bad_records, bytes(path).decode("utf-8", "replace"))
+def _parse_json_line(line: np.ndarray, path: np.ndarray,
+                     without_calls: np.ndarray) -> Tuple[bytes, bytes]:
+  parsed = parse_record(bytes(line), bad_records, bytes(path).decode("utf-8", "replace"),
+                        bool(without_calls))
   if parsed is None:
     return b"", b""
   return parsed[0].encode("utf-8"), parsed[1].encode("utf-8")
 
 
-def _read_file(path: str) -> tf.data.Dataset:
+def _read_file(path: str, without_calls: bool = False) -> tf.data.Dataset:
   """{"tool", "text"} records of one shard; unusable ones come out with tool == ""."""
   compression = "GZIP" if path.endswith(".gz") else None
   if _is_tfrecord(path):
+    if without_calls:
+      raise ValueError(f"{path}: the no-calls control reads jsonl shards (a tfrecord "
+                       "shard does not keep the calls to remove)")
     ds = tf.data.TFRecordDataset(path, compression_type=compression)
     return ds.map(lambda r: tf.io.parse_single_example(r, _EXAMPLE_SPEC))
   ds = tf.data.TextLineDataset(path, compression_type=compression)
   ds = ds.filter(lambda line: tf.strings.length(tf.strings.strip(line)) > 0)
 
   def _parse(line):
-    tool, text = tf.numpy_function(_parse_json_line, [line, tf.constant(path)],
+    tool, text = tf.numpy_function(_parse_json_line,
+                                   [line, tf.constant(path), tf.constant(without_calls)],
                                    [tf.string, tf.string], stateful=False)
     tool.set_shape([])
     text.set_shape([])
@@ -134,9 +190,11 @@ def _read_file(path: str) -> tf.data.Dataset:
   return ds.map(_parse)
 
 
-def tool_dataset(files: Sequence[str], tool: str) -> tf.data.Dataset:
-  """{"text"} of the records of `tool` in `files`, in file order (checkpointable)."""
-  datasets = [_read_file(f) for f in files]
+def tool_dataset(files: Sequence[str], tool: str, without_calls: bool = False
+                 ) -> tf.data.Dataset:
+  """{"text"} of the records of `tool` in `files`, in file order (checkpointable);
+  without_calls: each text with its calls removed (the control)."""
+  datasets = [_read_file(f, without_calls) for f in files]
   ds = datasets[0]
   for other in datasets[1:]:
     ds = ds.concatenate(other)
@@ -176,12 +234,13 @@ def count_tools(files: Sequence[str], stats: Optional[corpora.ReadStats] = None
 
 # --- registration ----------------------------------------------------------------------------
 def _tool_dataset_fn(split: str, shuffle_files: bool, seed: Optional[int] = None, *,
-                     files: Tuple[str, ...], tool: str, task: str) -> tf.data.Dataset:
+                     files: Tuple[str, ...], tool: str, task: str,
+                     without_calls: bool = False) -> tf.data.Dataset:
   del shuffle_files, seed
   if split != lm.TRAIN:
     raise ValueError(f"task {task!r} has only the split {lm.TRAIN!r}, not {split!r}; "
                      f"evaluate perplexity on {lm.WIKI_LM_TASK!r}")
-  return tool_dataset(files, tool)
+  return tool_dataset(files, tool, without_calls)
 
 
 def _replace_mixture(name: str, tasks_and_rates: list) -> None:
@@ -193,19 +252,21 @@ def _replace_mixture(name: str, tasks_and_rates: list) -> None:
 _registered: Dict[str, Optional[str]] = {}  # mixture name -> directory it was built from
 
 
-def _register(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary) -> str:
-  suffix = vocabularies.suffix_for(vocabulary)
+def _register(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary,
+              without_calls: bool = False) -> str:
+  suffix = (WITHOUT_CALLS_SUFFIX if without_calls else "") + vocabularies.suffix_for(
+      vocabulary)
   mixture = MIXTURE + suffix
   if mixture in _registered and _registered[mixture] == annotated_dir and \
       mixture in seqio.MixtureRegistry.names():
     return mixture
-  name = _build(annotated_dir, vocabulary, suffix, mixture)
+  name = _build(annotated_dir, vocabulary, suffix, mixture, without_calls)
   _registered[mixture] = annotated_dir
   return name
 
 
 def _build(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary, suffix: str,
-           mixture: str) -> str:
+           mixture: str, without_calls: bool = False) -> str:
   lm_task = lm.register_wiki_lm_task(vocabulary)
   if annotated_dir is None:
     logging.info(
@@ -215,6 +276,9 @@ def _build(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary, suffix: s
     _replace_mixture(mixture, [(lm_task, 1.0)])
     return mixture
   files = find_shards(annotated_dir)
+  if without_calls and any(_is_tfrecord(f) for f in files):
+    raise ValueError(f"{mixture}: the no-calls control reads jsonl shards; {annotated_dir} "
+                     "holds tfrecord ones, which do not keep the calls to remove")
   stats = corpora.ReadStats(f"{mixture} shards in {annotated_dir}")
   counts, _ = count_tools(files, stats)
   stats.log_summary()
@@ -225,7 +289,8 @@ def _build(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary, suffix: s
   for tool, count in sorted(counts.items()):
     task = tool_task_name(tool, suffix)
     source = seqio.FunctionDataSource(
-        functools.partial(_tool_dataset_fn, files=files, tool=tool, task=task),
+        functools.partial(_tool_dataset_fn, files=files, tool=tool, task=task,
+                          without_calls=without_calls),
         splits=(lm.TRAIN,), num_input_examples={lm.TRAIN: count})
     if task in seqio.TaskRegistry.names():
       seqio.TaskRegistry.remove(task)
@@ -241,15 +306,20 @@ def _build(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary, suffix: s
 
 def register_toolformer_tasks(vocabulary: seqio.Vocabulary,
                               annotated_dir: Optional[str] = None,
-                              warn_on_fallback: bool = True) -> str:
+                              warn_on_fallback: bool = True,
+                              without_calls: bool = False) -> str:
   """Registers `toolformer_<tool>` tasks and the `toolformer_all` mixture; returns its name.
 
   Idempotent for the same (directory, vocabulary). The mixture name carries the
   vocabulary's suffix (see `toolformer_tasks.vocabularies`). Warns when it falls back to
-  the LM task.
+  the LM task. without_calls: the control `toolformer_all_nocalls` over the same records
+  with their calls removed.
   """
   directory = resolve_annotated_dir(annotated_dir)
-  name = _register(directory, vocabulary)
+  if without_calls and directory is None:
+    raise ValueError("the no-calls control needs annotated shards (gin ANNOTATED_DIR or "
+                     f"${ANNOTATED_DIR_ENV}): it is the same documents without their calls")
+  name = _register(directory, vocabulary, without_calls)
   if directory is None and warn_on_fallback:
     logging.warning("%s falls back to the LM task (no annotated shards configured: set gin "
                     "ANNOTATED_DIR or $%s); fine-tuning runs without API calls.", name,

@@ -1,23 +1,291 @@
-"""`make demo` end to end (slow: loads SmolLM2 and runs t5x.train; `make test-slow`)."""
+"""The demo: its sizes table, stage plan and resume logic, report pieces, no leakage between
+its annotation corpus and the eval items; end to end at --size tiny (slow)."""
+import dataclasses
+import glob
 import json
-import math
+import os
+import re
 
 import pytest
 
 from toolformer_jax import demo
+from toolformer_jax import demo_report
 
 
+# --- sizes -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(demo.SIZES))
+def test_every_size_is_valid(name):
+  demo.validate_size(name, demo.SIZES[name])
+
+
+def test_sizes_grow_from_tiny_to_full():
+  tiny, default, full = (demo.SIZES[n] for n in ("tiny", "default", "full"))
+  for field in ("arithmetic_docs", "dated_docs", "train_steps", "eval_examples"):
+    assert getattr(tiny, field) < getattr(default, field) < getattr(full, field), field
+  assert default.tools == full.tools == demo.ALL_TOOLS
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"train_steps": 0}, "must be > 0"),
+    ({"batch_size": -1}, "ints >= 0"),
+    ({"top_k_positions": 1.5}, "ints >= 0"),
+    ({"wikipedia_docs": 0, "arithmetic_docs": 0, "dated_docs": 0}, "no documents"),
+    ({"tools": ("Calculator", "Search")}, "subset"),
+    ({"tools": ()}, "subset"),
+    ({"eval_tasks": ()}, "no eval tasks"),
+    ({"tau_f": "low"}, "tau_f"),
+])
+def test_bad_sizes_are_refused(change, message):
+  with pytest.raises(ValueError, match=message):
+    demo.validate_size("bad", dataclasses.replace(demo.SIZES["tiny"], **change))
+
+
+def test_unknown_size_rounds_and_stages_are_refused(tmp_path):
+  with pytest.raises(ValueError, match="unknown size"):
+    demo.Plan(str(tmp_path), "huge", 1)
+  with pytest.raises(ValueError, match="rounds"):
+    demo.Plan(str(tmp_path), "tiny", 0)
+  with pytest.raises(ValueError, match="unknown stages"):
+    demo.select([], ["train", "deploy"])
+  with pytest.raises(SystemExit):
+    demo.main(["--out_dir", str(tmp_path), "--stages", "annotate,nope"])
+
+
+# --- the plan and resuming -------------------------------------------------------------------
+def test_plan_orders_rounds_and_names_every_run(tmp_path):
+  plan = demo.Plan(str(tmp_path), "tiny", 2)
+  names = [s.name for s in plan.steps()]
+  assert names == [
+      "corpus", "convert",
+      "annotate_r1", "train_r1", "train_control_r1", "eval_base_tools_off",
+      "eval_base_tools_on", "eval_finetuned_tools_off_r1", "eval_finetuned_tools_on_r1",
+      "eval_control_r1",
+      "annotate_r2", "train_r2", "train_control_r2", "eval_finetuned_tools_off_r2",
+      "eval_finetuned_tools_on_r2", "eval_control_r2", "report"]
+  assert {s.name for s in demo.select(plan.steps(), ["eval"])} == {
+      n for n in names if n.startswith("eval_")}
+
+
+def _fake_checkpoint(model_dir, step):
+  os.makedirs(os.path.join(model_dir, f"checkpoint_{step}"))
+
+
+def _fake_annotation(plan, r, records=1):
+  os.makedirs(plan.annotated_dir(r), exist_ok=True)
+  with open(os.path.join(plan.annotated_dir(r), "annotated-00000-of-00001.jsonl"), "w") as f:
+    f.write('{"tool": "Calendar", "text": "x"}\n' * records)
+
+
+def test_commands_name_the_right_checkpoints_and_data(tmp_path):
+  plan = demo.Plan(str(tmp_path), "tiny", 2)
+  _fake_annotation(plan, 1)
+  _fake_annotation(plan, 2)
+  _fake_checkpoint(plan.base_dir, 0)
+  _fake_checkpoint(plan.model_dir(1), 2)
+  _fake_checkpoint(plan.model_dir(1), 0)
+  _fake_checkpoint(plan.model_dir(1, control=True), 2)
+  steps = {s.name: s for s in plan.steps()}
+  first, second = steps["annotate_r1"].fn(), steps["annotate_r2"].fn()
+  assert '--gin.CHECKPOINT="smollm2"' in first
+  assert f'--gin.CHECKPOINT="{plan.model_dir(1)}/checkpoint_2"' in second
+  assert '--gin.TOOLS=["Calculator", "Calendar"]' in first
+  assert ('--gin.driver.run.tool_overrides={"Calculator": {"tau_s": 0.0, "top_k_positions": '
+          '1, "calls_per_position": 4, "tau_f": -1000.0}, "Calendar": {"tau_s": 0.0, '
+          '"top_k_positions": 1, "calls_per_position": 4, "tau_f": -1000.0}}') in first
+  control = steps["train_control_r2"].fn()
+  assert "--gin.WITHOUT_CALLS=True" in control
+  assert f'--gin.ANNOTATED_DIR="{plan.annotated_dir(2)}"' in control
+  assert f'--gin.INITIAL_CHECKPOINT_PATH="{plan.base_dir}/checkpoint_0"' in control
+  assert "--gin.WITHOUT_CALLS=False" in steps["train_r1"].fn()
+  base_on = steps["eval_base_tools_on"].fn()
+  assert "--gin.EVAL_FEW_SHOT=True" in base_on
+  assert not any(a.startswith("--gin.TOOL_TRIGGER_TOP_K") for a in base_on)
+  assert "--gin.TOOL_TRIGGER_TOP_K=0" in steps["eval_base_tools_off"].fn()
+  control_eval = steps["eval_control_r1"].fn()
+  assert "--gin.TOOL_TRIGGER_TOP_K=0" in control_eval
+  assert f'--gin.CHECKPOINT_PATH="{plan.model_dir(1, True)}/checkpoint_2"' in control_eval
+  report = steps["report"].fn()
+  assert report.count("--run") == 8
+
+
+def test_a_missing_checkpoint_or_empty_annotation_is_a_clear_error(tmp_path):
+  plan = demo.Plan(str(tmp_path), "tiny", 1)
+  train = {s.name: s for s in plan.steps()}["train_r1"]
+  _fake_annotation(plan, 1, records=0)
+  with pytest.raises(RuntimeError, match="kept no calls"):
+    train.fn()
+  _fake_annotation(plan, 1, records=2)
+  assert plan.kept_records(1) == 2
+  with pytest.raises(FileNotFoundError, match="no checkpoint_N"):
+    train.fn()
+
+
+def test_complete_steps_are_skipped_and_force_reruns_them(tmp_path, monkeypatch):
+  plan = demo.Plan(str(tmp_path), "tiny", 1)
+  ran = []
+
+  def fake_run(step, log_dir):
+    ran.append(step.name)
+    os.makedirs(step.output, exist_ok=True)
+    open(os.path.join(step.output, demo.DONE), "w").write("{}")
+    return 0.0
+
+  monkeypatch.setattr(demo, "run_step", fake_run)
+  demo.run_plan(plan, ["corpus", "convert"])
+  assert ran == ["corpus", "convert"]
+  demo.run_plan(plan, ["corpus", "convert"])  # complete: nothing runs
+  assert ran == ["corpus", "convert"]
+  os.remove(os.path.join(plan.base_dir, demo.DONE))  # an interrupted convert reruns
+  demo.run_plan(plan, ["corpus", "convert"])
+  assert ran == ["corpus", "convert", "convert"]
+  stale = os.path.join(plan.base_dir, "stale")
+  open(stale, "w").close()
+  demo.run_plan(plan, ["convert"], force=True)  # force starts from an empty directory
+  assert ran[-1] == "convert" and not os.path.exists(stale)
+
+
+def test_run_step_logs_output_marks_done_and_reports_failures(tmp_path):
+  ok = demo.Step("corpus", "ok", str(tmp_path / "ok"),
+                 command=["python3", "-c", "print('hello from the step')"])
+  demo.run_step(ok, str(tmp_path / "logs"))
+  assert ok.done()
+  assert "hello from the step" in (tmp_path / "logs" / "ok.log").read_text()
+  bad = demo.Step("corpus", "bad", str(tmp_path / "bad"),
+                  command=["python3", "-c", "import sys; print('boom'); sys.exit(3)"])
+  with pytest.raises(RuntimeError, match=r"exited with 3(.|\n)*boom"):
+    demo.run_step(bad, str(tmp_path / "logs"))
+  assert not bad.done()
+
+
+# --- corpus and leakage ----------------------------------------------------------------------
+def test_corpus_has_the_sizes_documents(tmp_path):
+  size = demo.SIZES["tiny"]
+  records = demo.build_corpus(size)
+  kinds = [r["id"].split("-")[0] for r in records]
+  assert kinds.count("arithmetic") == size.arithmetic_docs
+  assert kinds.count("dated") == size.dated_docs
+  assert len(records) == size.wikipedia_docs + size.arithmetic_docs + size.dated_docs
+  assert all(r["date"] for r in records if r["id"].startswith("dated"))
+
+
+def _questions():
+  from toolformer_jax.evaluation import items as items_lib
+  questions = []
+  for generator in items_lib.generators().values():
+    for item in generator.generate():
+      match = re.search(r"Question: (.*)\nAnswer:", item.inputs, re.S)
+      questions.append((generator.full_name, (match.group(1) if match else item.inputs)
+                        .strip()))
+  return questions
+
+
+def test_no_eval_question_occurs_in_the_default_demo_corpus():
+  records = demo.build_corpus(demo.SIZES["default"])
+  assert any(r["id"].startswith("arithmetic") for r in records)
+  corpus = "\n".join(r["text"] for r in records)
+  questions = _questions()
+  assert len(questions) > 500
+  leaked = [(g, q) for g, q in questions if q in corpus]
+  assert not leaked, leaked[:5]
+
+
+# --- the no-calls control --------------------------------------------------------------------
+def test_control_records_are_the_documents_without_their_calls(tmp_path):
+  from toolformer_jax.annotate import pipeline
+  from toolformer_tasks import annotated
+  document = "Tom had 12 apples and got 30 more, so Tom had 42 apples. Today is Monday."
+  kept = [{"char_position": 41, "loss_minus": 2.0, "loss_plus": 0.5,
+           "prefix_call_result": " [Calculator(12 + 30) -> 42]"},
+          {"char_position": 67, "loss_minus": 1.0, "loss_plus": 0.5,
+           "prefix_call_result": " [Calendar() -> Today is Monday, January 30, 2023.]"}]
+  text, inserted = pipeline.merge(document, kept, max_calls=2)
+  assert text != document
+  record = {"doc_id": "d", "tool": "Calculator", "text": text, "call": "Calculator(12 + 30)",
+            "result": "42", "char_position": 41,
+            "calls": [{"tool": "Calculator", "call": "Calculator(12 + 30)", "result": "42",
+                       "char_position": 41},
+                      {"tool": "Calendar", "call": "Calendar()",
+                       "result": "Today is Monday, January 30, 2023.", "char_position": 67}]}
+  assert len(inserted) == 2
+  assert annotated.text_without_calls(record) == document
+  one = dict(record, calls=None, text=pipeline.merge(document, kept[:1], 1)[0])
+  assert annotated.text_without_calls(one) == document
+  with pytest.raises(ValueError, match="not in its text"):
+    annotated.text_without_calls(dict(record, text=document))
+
+  shard = tmp_path / "annotated-00000-of-00001.jsonl"
+  shard.write_text(json.dumps(record) + "\n" + json.dumps(dict(one, doc_id="e")) + "\n")
+  files = annotated.find_shards(str(tmp_path))
+  with_calls = [ex["text"].decode() for ex in
+                annotated.tool_dataset(files, "Calculator").as_numpy_iterator()]
+  without = [ex["text"].decode() for ex in
+             annotated.tool_dataset(files, "Calculator", without_calls=True)
+             .as_numpy_iterator()]
+  assert with_calls == [record["text"], one["text"]]
+  assert without == [document, document]
+
+
+def test_control_mixture_has_its_own_name_and_needs_shards(tmp_path):
+  import seqio
+  from toolformer_tasks import annotated
+  from toolformer_tasks import vocabularies
+  vocabulary = next(iter(vocabularies.builtin_vocabularies().values()))
+  record = {"doc_id": "d", "tool": "Calculator", "text": "a [Calculator(1 + 2) -> 3] 3",
+            "call": "Calculator(1 + 2)", "result": "3", "char_position": 1}
+  (tmp_path / "annotated-00000-of-00001.jsonl").write_text(json.dumps(record) + "\n")
+  name = annotated.register_toolformer_tasks(vocabulary, str(tmp_path), without_calls=True)
+  assert name.startswith("toolformer_all_nocalls")
+  tasks = [t.name for t in seqio.get_mixture_or_task(name).tasks]
+  assert tasks and all("_nocalls" in t for t in tasks)
+  with pytest.raises(ValueError, match="needs annotated shards"):
+    annotated.register_toolformer_tasks(vocabulary, None, without_calls=True)
+
+
+# --- report pieces ---------------------------------------------------------------------------
+def test_training_curve_reader_and_plot(tmp_path):
+  import tensorflow as tf
+  run_dir = tmp_path / "train"
+  writer = tf.summary.create_file_writer(str(run_dir))
+  with writer.as_default():
+    for step, loss in ((1, 3.5), (2, 3.0), (4, 2.25)):
+      tf.summary.scalar("loss", loss, step=step)
+      tf.summary.scalar("learning_rate", 0.1, step=step)
+  writer.close()
+  assert demo_report.read_scalars(str(run_dir)) == {1: 3.5, 2: 3.0, 4: 2.25}
+  assert demo_report.read_scalars(str(run_dir), "learning_rate") == pytest.approx(
+      {1: 0.1, 2: 0.1, 4: 0.1})
+  assert demo_report.read_scalars(str(tmp_path / "missing")) == {}
+  png = demo_report.plot_curves({"with calls": {1: 3.5, 2: 3.0}, "control": {}},
+                                str(tmp_path / "curve.png"))
+  assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_relink_reroots_relative_links_only():
+  md = "![a](acc.png) [b](http://x/y.png) ![c](/abs.png) [d](#top)"
+  assert demo_report._relink(md, "eval_report") == (
+      "![a](eval_report/acc.png) [b](http://x/y.png) ![c](/abs.png) [d](#top)")
+
+
+# --- end to end ------------------------------------------------------------------------------
 @pytest.mark.slow
-# ~200 s on 2 busy cores, near the 300 s default: room for a slower machine.
-@pytest.mark.timeout(900)
-def test_demo_runs_every_existing_stage(tmp_path):
-  assert demo.main(["--out_dir", str(tmp_path), "--max_new_tokens", "6",
-                    "--finetune_steps", "2"]) == 0
-  report = json.loads((tmp_path / "report.json").read_text())
-  assert "Paris" in report["stage_model"]["continuations"]["The capital of France is"]
-  assert report["stage_tools"]["Calculator(400 / 1400)"] == {"ok": True, "text": "0.29"}
-  assert all(result["ok"] for result in report["stage_tools"].values())
-  finetune = report["stage_finetune"]
-  assert finetune["checkpoints"] == ["checkpoint_0", "checkpoint_2"]
-  assert math.isfinite(finetune["heldout"]["perplexity"])
-  assert 1.0 < finetune["heldout"]["perplexity"] < 100.0
+@pytest.mark.timeout(3600)
+def test_tiny_demo_runs_every_stage(tmp_path):
+  assert demo.main(["--out_dir", str(tmp_path), "--size", "tiny"]) == 0
+  plan = demo.Plan(str(tmp_path), "tiny", 1)
+  assert all(step.done() for step in plan.steps())
+  report = (tmp_path / "report.md").read_text()
+  for heading in ("## Round 1", "### Annotation", "### Fine-tuning", "## Evaluation"):
+    assert heading in report
+  assert (tmp_path / "training_curve_r1.png").exists()
+  assert demo_report.read_scalars(os.path.join(plan.model_dir(1), "train"))
+  assert demo_report.read_scalars(os.path.join(plan.model_dir(1, True), "train"))
+  for run, *_ in plan.eval_runs():
+    assert os.listdir(os.path.join(plan.eval_dir(run), "inference_eval")), run
+  texts = []
+  for path in glob.glob(os.path.join(plan.annotated_dir(1), "annotated-*.jsonl")):
+    texts += [json.loads(line)["text"] for line in open(path) if line.strip()]
+  assert texts and any(" [Calculator(" in t or " [Calendar(" in t for t in texts)
+  annotated_text = "\n".join(texts)
+  assert not [q for _, q in _questions() if q in annotated_text]
+  # A rerun skips every step.
+  assert demo.run_plan(plan, demo.STAGES) == {}

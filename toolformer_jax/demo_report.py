@@ -1,0 +1,116 @@
+"""The demo's report.md: per round the annotation's proposal and keep rates, the training
+curves (a PNG from t5x's TensorBoard event files), and the eval table and plots that
+`python -m toolformer_jax.report` wrote (see toolformer_jax.demo)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from typing import Dict, List
+
+
+def read_scalars(run_dir: str, tag: str = "loss") -> Dict[int, float]:
+  """{step: value} of the scalar `tag` in the TensorBoard event files of run_dir (t5x
+  writes MODEL_DIR/train/events.out.tfevents.*; values as tensors or simple_value)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  values = {}
+  for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        if value.tag == tag:
+          values[int(event.step)] = (float(tf.make_ndarray(value.tensor))
+                                     if value.HasField("tensor") else float(value.simple_value))
+  return dict(sorted(values.items()))
+
+
+def plot_curves(curves: Dict[str, Dict[int, float]], path: str, tag: str = "loss") -> str:
+  """One line per run of {step: value}; writes and returns path (a PNG)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(6, 3.5))
+  for name, values in curves.items():
+    if values:
+      ax.plot(list(values), list(values.values()), marker="o", label=name)
+  ax.set_xlabel("step")
+  ax.set_ylabel(f"training {tag}")
+  ax.grid(alpha=0.3)
+  if any(curves.values()):
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def annotation_rates(annotate_dir: str) -> Dict[str, Dict[str, float]]:
+  """{tool: {"scored", "kept", "proposal_rate" (scored calls per document), "keep_rate"}}
+  from the annotation report's report.json."""
+  with open(os.path.join(annotate_dir, "report.json"), encoding="utf-8") as f:
+    numbers = json.load(f)
+  documents = max(int(numbers.get("documents", 0)), 1)
+  rates = {}
+  for tool, entry in numbers["tools"].items():
+    scored, kept = int(entry["scored"]), int(entry["kept"])
+    rates[tool] = {"scored": scored, "kept": kept, "proposal_rate": scored / documents,
+                   "keep_rate": kept / scored if scored else 0.0}
+  return rates
+
+
+def _relink(markdown: str, prefix: str) -> str:
+  """Markdown links and images to relative files, re-rooted under prefix/."""
+  return re.sub(r"(\]\()(?![a-z]+://|/|#)([^)]+\))", lambda m: m.group(1) + prefix + "/"
+                + m.group(2), markdown)
+
+
+def write(plan) -> str:
+  """Writes <out_dir>/report.md (and training_curve_rR.png); returns its path."""
+  out = plan.out_dir
+  lines = ["# Toolformer demo", "",
+           f"Size `{plan.size_name}` ({plan.size}), {plan.rounds} round(s); model "
+           "SmolLM2-135M; corpus `corpus/corpus.jsonl`.", ""]
+  timings = []
+  for done in sorted(glob.glob(os.path.join(out, "**", "DONE.json"), recursive=True)):
+    with open(done, encoding="utf-8") as f:
+      entry = json.load(f)
+    timings.append(f"{entry['step']} {entry['seconds']:.0f} s")
+  if timings:
+    lines += ["Wall time per step: " + ", ".join(timings) + ".", ""]
+  for r in range(1, plan.rounds + 1):
+    annotated = plan.annotated_dir(r)
+    rel = os.path.relpath(annotated, out)
+    lines += [f"## Round {r}", "", f"### Annotation ([report]({rel}/report.md))", "",
+              "| tool | calls scored | kept | proposal rate (scored / document) | keep rate |",
+              "|---|---|---|---|---|"]
+    try:
+      for tool, e in annotation_rates(annotated).items():
+        lines.append(f"| {tool} | {e['scored']} | {e['kept']} | {e['proposal_rate']:.2f} | "
+                     f"{e['keep_rate']:.2f} |")
+    except FileNotFoundError:
+      lines.append("| (no annotation report) | | | | |")
+    curves = {"with calls": read_scalars(os.path.join(plan.model_dir(r), "train")),
+              "control (no calls)": read_scalars(os.path.join(plan.model_dir(r, True),
+                                                              "train"))}
+    png = plot_curves(curves, os.path.join(out, f"training_curve_r{r}.png"))
+    lines += ["", "### Fine-tuning", "", f"![training loss]({os.path.basename(png)})", ""]
+    for name, values in curves.items():
+      if values:
+        lines.append(f"- {name}: loss {values[min(values)]:.3f} at step {min(values)} -> "
+                     f"{values[max(values)]:.3f} at step {max(values)}")
+    lines.append("")
+  eval_md = os.path.join(out, "eval_report", "report.md")
+  lines += ["## Evaluation (runs of every round)", ""]
+  if os.path.exists(eval_md):
+    with open(eval_md, encoding="utf-8") as f:
+      body = f.read()
+    body = re.sub(r"^#", "##", body, flags=re.M)  # nested under this report's headings
+    lines.append(_relink(body, "eval_report"))
+  else:
+    lines.append("(no eval report)")
+  path = os.path.join(out, "report.md")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines).rstrip() + "\n")
+  return path
