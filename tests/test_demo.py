@@ -99,6 +99,7 @@ def test_commands_name_the_right_checkpoints_and_data(tmp_path):
   assert "--gin.WITHOUT_CALLS=False" in steps["train_r1"].fn()
   base_on = steps["eval_base_tools_on"].fn()
   assert "--gin.EVAL_FEW_SHOT=True" in base_on
+  assert "--gin.utils.DatasetConfig.batch_size=2" in base_on  # tiny: 2 examples a task
   assert not any(a.startswith("--gin.TOOL_TRIGGER_TOP_K") for a in base_on)
   assert "--gin.TOOL_TRIGGER_TOP_K=0" in steps["eval_base_tools_off"].fn()
   control_eval = steps["eval_control_r1"].fn()

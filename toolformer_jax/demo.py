@@ -279,6 +279,8 @@ class Plan:
             f"--gin.EVAL_FEW_SHOT={few_shot}", f"--gin.EVAL_TASKS={gin_list(s.eval_tasks)}",
             f"--gin.EVAL_NUM_GENERATED={s.eval_examples}",
             f"--gin.seqio.Evaluator.num_examples={s.eval_examples}",
+            # No padding rows to decode when a task has fewer examples than a batch.
+            f"--gin.utils.DatasetConfig.batch_size={min(32, s.eval_examples)}",
             "--gin.TASK_FEATURE_LENGTHS=" + json.dumps(
                 {"inputs": 256, "targets": s.eval_targets_length})]
 
@@ -420,8 +422,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   except (RuntimeError, FileNotFoundError) as e:
     print(f"demo: FAILED: {e}", file=sys.stderr)
     return 1
-  print(f"demo: {time.perf_counter() - start:.0f} s; report at "
-        f"{os.path.join(plan.out_dir, 'report.md')}", flush=True)
+  report = os.path.join(plan.out_dir, "report.md")
+  where = (f"report at {report}" if os.path.exists(report)
+           else "no report yet (run --stages report)")
+  print(f"demo: {time.perf_counter() - start:.0f} s; {where}", flush=True)
   return 0
 
 
