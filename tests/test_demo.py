@@ -105,6 +105,7 @@ def test_commands_name_the_right_checkpoints_and_data(tmp_path):
   control_eval = steps["eval_control_r1"].fn()
   assert "--gin.TOOL_TRIGGER_TOP_K=0" in control_eval
   assert f'--gin.CHECKPOINT_PATH="{plan.model_dir(1, True)}/checkpoint_2"' in control_eval
+  assert "--gin.train.stats_period=1" in control  # tiny: 2 steps, a loss at each
   report = steps["report"].fn()
   assert report.count("--run") == 8
 
@@ -275,7 +276,8 @@ def test_tiny_demo_runs_every_stage(tmp_path):
   plan = demo.Plan(str(tmp_path), "tiny", 1)
   assert all(step.done() for step in plan.steps())
   report = (tmp_path / "report.md").read_text()
-  for heading in ("## Round 1", "### Annotation", "### Fine-tuning", "## Evaluation"):
+  for heading in ("## Round 1", "### Annotation", "### Fine-tuning", "## Toolformer evaluation",
+                  "| `math_templates_v1` |"):
     assert heading in report
   assert (tmp_path / "training_curve_r1.png").exists()
   assert demo_report.read_scalars(os.path.join(plan.model_dir(1), "train"))

@@ -266,6 +266,8 @@ class Plan:
             f"--gin.TASK_FEATURE_LENGTHS={{\"targets\": {s.train_length}}}",
             f"--gin.BATCH_SIZE={s.batch_size}", f"--gin.TRAIN_STEPS={s.train_steps}",
             f"--gin.EVAL_PERIOD={s.train_steps}",
+            # Training loss every ~1/20 of the run: the report's curve.
+            f"--gin.train.stats_period={max(1, s.train_steps // 20)}",
             "--gin.train.run_eval_before_training=False",
             f"--gin.EVALUATOR_NUM_EXAMPLES={s.eval_examples}"]
 

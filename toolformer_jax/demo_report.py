@@ -73,10 +73,11 @@ def write(plan) -> str:
            f"Size `{plan.size_name}` ({plan.size}), {plan.rounds} round(s); model "
            "SmolLM2-135M; corpus `corpus/corpus.jsonl`.", ""]
   timings = []
-  for done in sorted(glob.glob(os.path.join(out, "**", "DONE.json"), recursive=True)):
-    with open(done, encoding="utf-8") as f:
-      entry = json.load(f)
-    timings.append(f"{entry['step']} {entry['seconds']:.0f} s")
+  for step in plan.steps():  # in the order they ran
+    done = os.path.join(step.output, "DONE.json")
+    if os.path.exists(done):
+      with open(done, encoding="utf-8") as f:
+        timings.append(f"{step.name} {json.load(f)['seconds']:.0f} s")
   if timings:
     lines += ["Wall time per step: " + ", ".join(timings) + ".", ""]
   for r in range(1, plan.rounds + 1):
@@ -102,14 +103,13 @@ def write(plan) -> str:
                      f"{values[max(values)]:.3f} at step {max(values)}")
     lines.append("")
   eval_md = os.path.join(out, "eval_report", "report.md")
-  lines += ["## Evaluation (runs of every round)", ""]
-  if os.path.exists(eval_md):
+  if os.path.exists(eval_md):  # its own '# ...' heading becomes a section of this report
     with open(eval_md, encoding="utf-8") as f:
       body = f.read()
-    body = re.sub(r"^#", "##", body, flags=re.M)  # nested under this report's headings
+    body = re.sub(r"^#", "##", body, flags=re.M)
     lines.append(_relink(body, "eval_report"))
   else:
-    lines.append("(no eval report)")
+    lines += ["## Evaluation", "", "(no eval report yet)"]
   path = os.path.join(out, "report.md")
   with open(path, "w", encoding="utf-8") as f:
     f.write("\n".join(lines).rstrip() + "\n")
