@@ -58,7 +58,7 @@ def _forward(module, params, tokens):
 _FORWARDS = {}
 
 
-@pytest.mark.parametrize("family", ["gptj", "llama"])
+@pytest.mark.parametrize("family", ["gptj", pytest.param("llama", marks=pytest.mark.slow)])
 def test_position_probs_equal_a_full_forward(family, vocabulary):
   module, params = _network(family)
   sampler = sampling.CallSampler(module, params, vocabulary, sampling.SamplingConfig())
@@ -96,6 +96,8 @@ def _with_end_bias(params, end_id, bias):
   return {**params, "lm_head": head}
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_greedy_calls_equal_recomputation_with_compaction(vocabulary):
   module, base = _network("gptj")
   base = jax.tree.map(lambda x: 3.0 * x, base)  # sharper: calls then differ by context
