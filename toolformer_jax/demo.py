@@ -76,16 +76,18 @@ SIZES: Dict[str, DemoSize] = {
                      calls_per_position=4, train_steps=2, batch_size=2, train_length=64,
                      eval_tasks=("math", "dates", "lm"), eval_examples=2,
                      eval_targets_length=16, tau_f=-1000.0),
-    "default": DemoSize(wikipedia_docs=100, arithmetic_docs=150, dated_docs=150,
-                        tools=ALL_TOOLS, top_k_positions=3, calls_per_position=3,
-                        train_steps=100, batch_size=8, train_length=128,
-                        eval_tasks=("math", "dates", "lm"), eval_examples=50,
+    # Annotation costs ~30 s per batch of 8 documents and tool on 2 busy cores (tiny, k=1,
+    # m=4): 96 documents x 5 tools is ~30 min of it; the lead's tuning sets these.
+    "default": DemoSize(wikipedia_docs=16, arithmetic_docs=40, dated_docs=40,
+                        tools=ALL_TOOLS, top_k_positions=2, calls_per_position=3,
+                        train_steps=60, batch_size=8, train_length=128,
+                        eval_tasks=("math", "dates", "lm"), eval_examples=30,
                         eval_targets_length=48),
-    "full": DemoSize(wikipedia_docs=400, arithmetic_docs=600, dated_docs=600,
-                     tools=ALL_TOOLS, top_k_positions=5, calls_per_position=5,
-                     train_steps=400, batch_size=16, train_length=128,
+    "full": DemoSize(wikipedia_docs=48, arithmetic_docs=120, dated_docs=120,
+                     tools=ALL_TOOLS, top_k_positions=3, calls_per_position=3,
+                     train_steps=200, batch_size=16, train_length=128,
                      eval_tasks=("math", "dates", "facts", "qa", "mlqa", "lm"),
-                     eval_examples=200, eval_targets_length=64),
+                     eval_examples=100, eval_targets_length=64),
 }
 
 
