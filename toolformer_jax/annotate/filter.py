@@ -159,8 +159,8 @@ class LossDifferenceFilter:
       # with sharded in_shardings, even on a mesh of its own devices).
       if mesh is None:
         return arrays
-      return tuple(jax.device_put(a, NamedSharding(mesh, PartitionSpec(
-          "data", *([None] * (a.ndim - 1))))) for a in arrays)
+      return tuple(jax.device_put(a, partitioning.data_sharding(mesh, a.ndim))
+                   for a in arrays)
 
     self._place = place
 
