@@ -47,12 +47,13 @@ def lm_task(vocabulary: seqio.Vocabulary, corpus_path: Optional[str] = None) -> 
 
 
 def toolformer_mixture(vocabulary: seqio.Vocabulary, annotated_dir: Optional[str] = None,
-                       without_calls: bool = False) -> str:
+                       without_calls: bool = False, lm_fraction: float = 0.0) -> str:
   """Name of `toolformer_all` for `vocabulary` over `annotated_dir` (or the env variable);
   without_calls: the paper's control `toolformer_all_nocalls`, the same records with their
-  calls removed."""
+  calls removed. lm_fraction: share of plain-text examples from the LM task mixed in."""
   return annotated.register_toolformer_tasks(vocabulary, annotated_dir,
-                                             without_calls=without_calls)
+                                             without_calls=without_calls,
+                                             lm_fraction=lm_fraction)
 
 
 def text_files_task(paths: Sequence[str], vocabulary: seqio.Vocabulary,

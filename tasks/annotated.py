@@ -249,24 +249,24 @@ def _replace_mixture(name: str, tasks_and_rates: list) -> None:
   seqio.MixtureRegistry.add(name, tasks_and_rates)
 
 
-_registered: Dict[str, Optional[str]] = {}  # mixture name -> directory it was built from
+_registered: Dict[str, Tuple[Optional[str], float]] = {}  # mixture -> (directory, lm_fraction)
 
 
 def _register(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary,
-              without_calls: bool = False) -> str:
+              without_calls: bool = False, lm_fraction: float = 0.0) -> str:
   suffix = (WITHOUT_CALLS_SUFFIX if without_calls else "") + vocabularies.suffix_for(
       vocabulary)
   mixture = MIXTURE + suffix
-  if mixture in _registered and _registered[mixture] == annotated_dir and \
-      mixture in seqio.MixtureRegistry.names():
+  key = (annotated_dir, lm_fraction)
+  if _registered.get(mixture) == key and mixture in seqio.MixtureRegistry.names():
     return mixture
-  name = _build(annotated_dir, vocabulary, suffix, mixture, without_calls)
-  _registered[mixture] = annotated_dir
+  name = _build(annotated_dir, vocabulary, suffix, mixture, without_calls, lm_fraction)
+  _registered[mixture] = key
   return name
 
 
 def _build(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary, suffix: str,
-           mixture: str, without_calls: bool = False) -> str:
+           mixture: str, without_calls: bool = False, lm_fraction: float = 0.0) -> str:
   lm_task = lm.register_wiki_lm_task(vocabulary)
   if annotated_dir is None:
     logging.info(
@@ -297,6 +297,9 @@ def _build(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary, suffix: s
     seqio.TaskRegistry.add(task, source=source, preprocessors=lm.chunked_lm_preprocessors(),
                            output_features=lm.lm_output_features(vocabulary), metric_fns=[])
     tasks_and_rates.append((task, float(count)))
+  if lm_fraction > 0:  # plain text beside the annotated records, as in the paper's C*
+    total = sum(rate for _, rate in tasks_and_rates)
+    tasks_and_rates.append((lm_task, total * lm_fraction / (1.0 - lm_fraction)))
   _replace_mixture(mixture, tasks_and_rates)
   logging.info("%s: %s from %d shards in %s", mixture,
                ", ".join(f"{t} ({int(r)})" for t, r in tasks_and_rates), len(files),
@@ -307,19 +310,23 @@ def _build(annotated_dir: Optional[str], vocabulary: seqio.Vocabulary, suffix: s
 def register_toolformer_tasks(vocabulary: seqio.Vocabulary,
                               annotated_dir: Optional[str] = None,
                               warn_on_fallback: bool = True,
-                              without_calls: bool = False) -> str:
+                              without_calls: bool = False, lm_fraction: float = 0.0) -> str:
   """Registers `toolformer_<tool>` tasks and the `toolformer_all` mixture; returns its name.
 
   Idempotent for the same (directory, vocabulary). The mixture name carries the
   vocabulary's suffix (see `toolformer_tasks.vocabularies`). Warns when it falls back to
   the LM task. without_calls: the control `toolformer_all_nocalls` over the same records
-  with their calls removed.
+  with their calls removed. lm_fraction: the share of examples drawn from the LM task's
+  training split (plain text; the paper fine-tunes on all of C*, most of which has no
+  call), so that a short fine-tune on few records keeps the model's language modelling.
   """
+  if not 0.0 <= lm_fraction < 1.0:
+    raise ValueError(f"lm_fraction must be in [0, 1), got {lm_fraction!r}")
   directory = resolve_annotated_dir(annotated_dir)
   if without_calls and directory is None:
     raise ValueError("the no-calls control needs annotated shards (gin ANNOTATED_DIR or "
                      f"${ANNOTATED_DIR_ENV}): it is the same documents without their calls")
-  name = _register(directory, vocabulary, without_calls)
+  name = _register(directory, vocabulary, without_calls, lm_fraction)
   if directory is None and warn_on_fallback:
     logging.warning("%s falls back to the LM task (no annotated shards configured: set gin "
                     "ANNOTATED_DIR or $%s); fine-tuning runs without API calls.", name,

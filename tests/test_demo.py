@@ -29,7 +29,9 @@ def test_sizes_grow_from_tiny_to_full():
     ({"train_steps": 0}, "must be > 0"),
     ({"batch_size": -1}, "ints >= 0"),
     ({"top_k_positions": 1.5}, "ints >= 0"),
-    ({"wikipedia_docs": 0, "arithmetic_docs": 0, "dated_docs": 0}, "no documents"),
+    ({"wikipedia_docs": 0, "arithmetic_docs": 0, "dated_docs": 0, "arithmetic_qa_docs": 0,
+      "dated_qa_docs": 0}, "no documents"),
+    ({"learning_rate": 0.0}, "learning_rate must be > 0"),
     ({"tools": ("Calculator", "Search")}, "subset"),
     ({"tools": ()}, "subset"),
     ({"eval_tasks": ()}, "no eval tasks"),
@@ -90,8 +92,10 @@ def test_commands_name_the_right_checkpoints_and_data(tmp_path):
   assert f'--gin.CHECKPOINT="{plan.model_dir(1)}/checkpoint_2"' in second
   assert '--gin.TOOLS=["Calculator", "Calendar"]' in first
   assert ('--gin.driver.run.tool_overrides={"Calculator": {"tau_s": 0.0, "top_k_positions": '
-          '1, "calls_per_position": 4, "tau_f": -1000.0}, "Calendar": {"tau_s": 0.0, '
-          '"top_k_positions": 1, "calls_per_position": 4, "tau_f": -1000.0}}') in first
+          '1, "calls_per_position": 4, "position_rule": "number", "tau_f": -1000.0}, '
+          '"Calendar": {"tau_s": 0.0, "top_k_positions": 1, "calls_per_position": 1, '
+          '"position_rule": "date", "tau_f": -1000.0}}') in first
+  assert "--gin.sampling.SamplingConfig.force_tool_name=True" in first
   control = steps["train_control_r2"].fn()
   assert "--gin.WITHOUT_CALLS=True" in control
   assert f'--gin.ANNOTATED_DIR="{plan.annotated_dir(2)}"' in control
@@ -164,9 +168,10 @@ def test_corpus_has_the_sizes_documents(tmp_path):
   size = demo.SIZES["tiny"]
   records = demo.build_corpus(size)
   kinds = [r["id"].split("-")[0] for r in records]
-  assert kinds.count("arithmetic") == size.arithmetic_docs
-  assert kinds.count("dated") == size.dated_docs
-  assert len(records) == size.wikipedia_docs + size.arithmetic_docs + size.dated_docs
+  for kind, field in demo.GENERATED_KINDS.items():
+    assert kinds.count(kind) == getattr(size, field) > 0, kind
+  assert len(records) == size.wikipedia_docs + sum(
+      getattr(size, f) for f in demo.GENERATED_KINDS.values())
   assert all(r["date"] for r in records if r["id"].startswith("dated"))
 
 

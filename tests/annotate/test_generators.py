@@ -21,7 +21,7 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
 
 
 def test_kinds():
-  assert KINDS == ["arithmetic", "dated"]
+  assert KINDS == ["arithmetic", "arithmetic_qa", "dated", "dated_qa"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -31,7 +31,7 @@ def test_deterministic_per_index(kind):
   assert [make(i) for i in reversed(range(50))] == first[::-1]  # no state between calls
   assert list(generators.generate(kind, 50)) == first
   assert list(generators.generate(kind, 10, start=20)) == first[20:30]
-  assert len({d.text for d in first}) > 40  # and not all alike
+  assert len({(d.text, d.date) for d in first}) > 40  # and not all alike
 
 
 # Pinned v1 output: changing a template or the seeding needs a new VERSION.
@@ -45,12 +45,19 @@ GOLDEN = [
                      date="2026-10-11", language="en"),
     corpora.Document(id="dated-v1-000001", text="It is April 2015, and the preparations for "
                      "the chess final have started.", date="2015-04-06", language="en"),
+    corpora.Document(id="arithmetic_qa-v1-000001", text="Question: Ravi had 203 marbles and "
+                     "gave away 165. How many marbles were left?\nAnswer: 38", language="en"),
+    corpora.Document(id="arithmetic_qa-v1-000004", text="Question: What is 123 divided by 3?"
+                     "\nAnswer: 41", language="en"),
+    corpora.Document(id="dated_qa-v1-000000", text="Question: What is the date today?\n"
+                     "Answer: January 19, 2018", date="2018-01-19", language="en"),
 ]
 
 
 @pytest.mark.parametrize("expected", GOLDEN, ids=lambda d: d.id)
 def test_pinned_documents(expected):
   kind, _, index = expected.id.split("-")
+  assert kind in KINDS
   assert generators.GENERATORS[kind](int(index)) == expected
 
 
@@ -166,7 +173,57 @@ def test_documents_read_back_as_valid_records():
   assert stats.skipped == 0
 
 
-@pytest.mark.parametrize("kind, tool", [("arithmetic", "Calculator"), ("dated", "Calendar")])
+QA_FORMS = {
+    "+": re.compile(r"\w+ had (\d+) (\w+) and got (\d+) more\. How many \2 did \w+ end up "
+                    r"with\?"),
+    "-": re.compile(r"\w+ had (\d+) (\w+) and gave away (\d+)\. How many \2 were left\?"),
+    "*": re.compile(r"Each box holds (\d+) (\w+) and \w+ filled (\d+) boxes\. How many \2 "
+                    r"is that\?"),
+    "/": re.compile(r"\w+ shared (\d+) (\w+) equally among (\d+) friends\. How many \2 did "
+                    r"each friend get\?"),
+}
+BARE = re.compile(r"What is (-?\d+) (plus|minus|times|divided by|[-+*/]) (-?\d+)\?")
+WORDS = {"plus": "+", "minus": "-", "times": "*", "divided by": "/"}
+
+
+def test_every_arithmetic_question_has_the_right_answer():
+  forms = collections.Counter()
+  for d in generators.generate("arithmetic_qa", COUNT):
+    question, answer = re.fullmatch(r"Question: (.+)\nAnswer: (-?\d+)", d.text).groups()
+    bare = BARE.fullmatch(question)
+    if bare:
+      a, op, b = int(bare[1]), WORDS.get(bare[2], bare[2]), int(bare[3])
+      forms["words" if bare[2] in WORDS else
+            "signed" if min(a, b) < 0 else "symbols"] += 1
+    else:
+      (op, m), = [(o, p.fullmatch(question)) for o, p in QA_FORMS.items()
+                  if p.fullmatch(question)]
+      a, b = int(m[1]), int(m[3])
+      forms["problem"] += 1
+    expected = {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op]
+    assert (op != "/" or a % b == 0) and int(answer) == expected, d.text
+    assert heuristics.select("Calculator", [d])[1]["kept"] == 1, d.text
+  assert set(forms) == {"words", "symbols", "signed", "problem"}
+  assert min(forms.values()) > COUNT / 10
+
+
+def test_dated_questions_are_answered_from_the_records_date():
+  kinds = collections.Counter()
+  for d in generators.generate("dated_qa", COUNT):
+    day = datetime.date.fromisoformat(d.date)
+    question, answer = re.fullmatch(r"Question: (.+)\nAnswer: (.+)", d.text).groups()
+    expected = {"Which day of the week is it today?": WEEKDAYS[day.weekday()],
+                "Which year is it now?": str(day.year),
+                "What is the date today?": f"{MONTHS[day.month - 1]} {day.day}, {day.year}",
+                "Which month are we in?": MONTHS[day.month - 1]}[question]
+    assert answer == expected, (d.date, d.text)
+    kinds[question] += 1
+  assert len(kinds) == 4 and min(kinds.values()) > COUNT / 6
+
+
+@pytest.mark.parametrize("kind, tool", [("arithmetic", "Calculator"), ("dated", "Calendar"),
+                                        ("arithmetic_qa", "Calculator"),
+                                        ("dated_qa", "Calendar")])
 def test_each_kind_passes_its_tools_heuristic(kind, tool):
   docs = list(generators.generate(kind, COUNT))
   kept, counts = heuristics.select(tool, docs)

@@ -240,3 +240,30 @@ def test_select_config_empty_input_and_unknown_tool():
   assert heuristics.select("Calendar", []) == ([], {"seen": 0, "kept": 0})
   with pytest.raises(ValueError, match="no document heuristic for tool 'Weather'"):
     heuristics.select("Weather", DOCS)
+
+
+@pytest.mark.parametrize("rule, suffix, allowed", [
+    ("number", " 42 apples.", True),
+    ("number", "42", True),
+    ("number", " -3 degrees", True),
+    ("number", " \u22123", True),
+    ("number", " apples", False),
+    ("number", "Answer: 5", False),  # only what follows at once counts
+    ("number", "", False),
+    ("date", " Monday, May 3", True),
+    ("date", " December", True),
+    ("date", " 2019.", True),
+    ("date", " 20190", False),  # not a year
+    ("date", " 19", False),
+    ("date", " Mondays", False),
+    ("date", " Mon", False),
+    ("date", "", False),
+])
+def test_position_rules(rule, suffix, allowed):
+  assert heuristics.allowed_positions(rule, [suffix]) == [allowed]
+
+
+def test_position_rule_none_allows_every_position_and_unknown_rules_fail():
+  assert heuristics.allowed_positions(None, ["a", " 1", ""]) == [True, True, True]
+  with pytest.raises(ValueError, match="unknown position rule 'weekday'"):
+    heuristics.allowed_positions("weekday", ["x"])

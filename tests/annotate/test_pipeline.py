@@ -227,3 +227,40 @@ def test_two_processes_write_what_one_process_writes(reference, checkpoint, tmp_
     with open(out / f"manifest-{shard:05d}-of-00003.json") as f:
       assert json.load(f)["mesh"] == {"data": 2, "model": 1}
   assert _outputs(str(out)) == _outputs(reference_out)
+
+
+def test_position_rules_and_forced_argument_free_calls(checkpoint, tmp_path):
+  """Calculator positions only before numbers, Calendar's before a weekday, month or year,
+  and forced sampling writes Calendar's whole call (it takes no arguments)."""
+  from toolformer_jax.annotate import generators
+  from toolformer_jax.annotate import heuristics
+  docs = list(generators.generate("arithmetic_qa", 4)) + list(generators.generate("dated", 4))
+  corpus = tmp_path / "corpus.jsonl"
+  corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text, "date": d.date}) + "\n"
+                            for d in docs))
+  out = tmp_path / "out"
+  command = _command(checkpoint, str(corpus), out)
+  command = [a for a in command if not a.startswith(("--gin.TOOLS", "--gin.driver.run.tool_"))]
+  command += ["--gin.TOOLS=['Calculator', 'Calendar']",
+              "--gin.driver.run.tool_overrides={"
+              "'Calculator': {'tau_s': 0.0, 'top_k_positions': 3, 'calls_per_position': 2, "
+              "'tau_f': -100.0, 'position_rule': 'number'}, "
+              "'Calendar': {'tau_s': 0.0, 'top_k_positions': 3, 'calls_per_position': 1, "
+              "'tau_f': -100.0, 'position_rule': 'date'}}"]
+  _run(command)
+  with gzip.open(out / "candidates-00000-of-00001.jsonl.gz", "rt") as f:
+    candidates = [json.loads(line) for line in f]
+  texts = {d.id: d.text for d in docs}
+  by_tool = {tool: [c for c in candidates if c["tool"] == tool]
+             for tool in ("Calculator", "Calendar")}
+  assert by_tool["Calendar"], "the forced Calendar() calls run on every dated document"
+  assert {c["call"] for c in by_tool["Calendar"]} == {"Calendar()"}
+  for tool, rule in (("Calculator", "number"), ("Calendar", "date")):
+    for c in by_tool[tool]:
+      suffix = texts[c["doc_id"]][c["char_position"]:]
+      assert heuristics.allowed_positions(rule, [suffix]) == [True], (tool, suffix)
+  # A bad rule is a start-up error, before any document is read.
+  bad = [a.replace("'number'", "'digits'") for a in command]
+  result = subprocess.run(bad, cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=300, check=False)
+  assert result.returncode != 0 and "unknown position_rule 'digits'" in result.stderr

@@ -137,3 +137,10 @@ def test_greedy_calls_equal_recomputation_with_compaction(vocabulary):
   for s, (text, _) in zip(got, reference):
     cut = text.split(call_format.CALL_END)[0].split(call_format.RESULT_MARKER)[0].strip()
     assert s.text == cut
+
+
+def test_forced_call_prefix_writes_argument_free_calls_whole():
+  assert sampling.forced_call_prefix("Calculator") == "Calculator("
+  assert sampling.forced_call_prefix("WikiSearch") == "WikiSearch("
+  assert sampling.forced_call_prefix("Calendar") == "Calendar()"
+  assert sampling.forced_call_prefix("MyTool") == "MyTool("  # not registered: arguments

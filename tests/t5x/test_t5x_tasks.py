@@ -207,6 +207,31 @@ def test_annotated_shards_register_tool_tasks_and_mixture(tmp_path, restore_defa
   assert all("REJECTED" not in vocab.decode(ex["targets"].tolist()) for ex in mixed)
 
 
+def test_lm_fraction_mixes_plain_text_beside_the_records(tmp_path, restore_default_mixture):
+  with open(tmp_path / "annotated-00000.jsonl", "w") as f:
+    for i in range(3):
+      f.write(json.dumps(_record("Calculator", f"Sum {i} [Calculator(1 + {i}) -> {i + 1}]", i))
+              + "\n")
+    f.write(json.dumps(_record("Calendar", "Today [Calendar() -> Monday] is Monday.", 9)) + "\n")
+  vocab = vocabularies.gpt2_vocabulary()
+  name = toolformer_tasks.toolformer_mixture(vocab, str(tmp_path), lm_fraction=0.5)
+  mixture = seqio.get_mixture_or_task(name)
+  rates = {t.name: mixture.get_rate(t) for t in mixture.tasks}
+  # 4 records: the LM task gets as much weight as all of them together at 0.5.
+  assert rates == {"toolformer_calculator": 3.0, "toolformer_calendar": 1.0,
+                   "toolformer_lm_wiki": 4.0}
+  name = toolformer_tasks.toolformer_mixture(vocab, str(tmp_path), lm_fraction=0.2)
+  rates = {t.name: seqio.get_mixture_or_task(name).get_rate(t)
+           for t in seqio.get_mixture_or_task(name).tasks}
+  assert rates["toolformer_lm_wiki"] == pytest.approx(1.0)  # rebuilt for the new fraction
+  control = toolformer_tasks.toolformer_mixture(vocab, str(tmp_path), without_calls=True,
+                                                lm_fraction=0.5)
+  assert "toolformer_lm_wiki" in [t.name for t in seqio.get_mixture_or_task(control).tasks]
+  for bad in (1.0, -0.1):
+    with pytest.raises(ValueError, match="lm_fraction must be in"):
+      toolformer_tasks.toolformer_mixture(vocab, str(tmp_path), lm_fraction=bad)
+
+
 def test_no_annotated_dir_falls_back_to_lm_task(monkeypatch, restore_default_mixture):
   monkeypatch.delenv(annotated.ANNOTATED_DIR_ENV, raising=False)
   name = toolformer_tasks.toolformer_mixture(vocabularies.gpt2_vocabulary(), None)

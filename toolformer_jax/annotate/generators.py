@@ -1,7 +1,9 @@
 """Seeded, versioned generators of documents for the Calculator and Calendar tools.
 
 The bundled Wikipedia leads hold little arithmetic and no document dates, so on the
-embedded default these give the two tools material. Every document is a function of
+embedded default these give the two tools material: statements ('arithmetic', 'dated')
+and the same facts as question-answer pairs ('arithmetic_qa', 'dated_qa': "Question:
+...\nAnswer: ...", the shape in which questions are asked at inference). Every document is a function of
 (kind, version, index): the same call always yields the same documents. Evaluation
 generators use other templates and seeds (tasks/), so no eval item is produced here.
 """
@@ -69,7 +71,65 @@ def dated_document(index: int) -> corpora.Document:
                           date=day.isoformat(), language="en")
 
 
-GENERATORS = {"arithmetic": arithmetic_document, "dated": dated_document}
+_OPERATION_WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "divided by"}
+
+
+def arithmetic_qa_document(index: int) -> corpora.Document:
+  """A word problem or a bare operation asked as a question, then its answer."""
+  r = _rng("arithmetic_qa", index)
+  name, item = r.choice(_NAMES), r.choice(_ITEMS)
+  op, form = r.choice("+-*/"), r.randrange(4)
+  if op == "+":
+    a, b = r.randint(10, 999), r.randint(10, 999)
+    result = a + b
+    problem = f"{name} had {a} {item} and got {b} more. How many {item} did {name} end up with?"
+  elif op == "-":
+    a = r.randint(100, 999)
+    b = r.randint(10, a - 1)
+    result = a - b
+    problem = f"{name} had {a} {item} and gave away {b}. How many {item} were left?"
+  elif op == "*":
+    a, b = r.randint(3, 40), r.randint(3, 40)
+    result = a * b
+    problem = f"Each box holds {a} {item} and {name} filled {b} boxes. How many {item} is that?"
+  else:
+    b, result = r.randint(2, 12), r.randint(3, 60)
+    a = b * result
+    problem = (f"{name} shared {a} {item} equally among {b} friends. How many {item} did "
+               f"each friend get?")
+  if form == 1:  # the bare operation, in words
+    problem = f"What is {a} {_OPERATION_WORDS[op]} {b}?"
+  elif form == 2:  # and in symbols
+    problem = f"What is {a} {op} {b}?"
+  elif form == 3:  # in symbols, with signed operands
+    a, b = r.choice((a, -a)), r.choice((b, -b))
+    result = {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op]  # b divides a exactly
+    problem = f"What is {a} {op} {b}?"
+  return corpora.Document(id=f"arithmetic_qa-{VERSION}-{index:06d}",
+                          text=f"Question: {problem}\nAnswer: {result}", language="en")
+
+
+def dated_qa_document(index: int) -> corpora.Document:
+  """A question about the current day, answered from the record's date (Calendar's today)."""
+  r = _rng("dated_qa", index)
+  day = datetime.date(2015, 1, 1) + datetime.timedelta(days=r.randint(0, 365 * 12))
+  weekday, month = _WEEKDAYS[day.weekday()], _MONTHS[day.month - 1]
+  kind = r.randrange(4)
+  if kind == 0:
+    question, answer = "Which day of the week is it today?", weekday
+  elif kind == 1:
+    question, answer = "Which year is it now?", str(day.year)
+  elif kind == 2:
+    question, answer = "What is the date today?", f"{month} {day.day}, {day.year}"
+  else:
+    question, answer = "Which month are we in?", month
+  return corpora.Document(id=f"dated_qa-{VERSION}-{index:06d}",
+                          text=f"Question: {question}\nAnswer: {answer}",
+                          date=day.isoformat(), language="en")
+
+
+GENERATORS = {"arithmetic": arithmetic_document, "dated": dated_document,
+              "arithmetic_qa": arithmetic_qa_document, "dated_qa": dated_qa_document}
 
 
 def generate(kind: str, count: int, start: int = 0) -> Iterator[corpora.Document]:

@@ -17,6 +17,13 @@ prompt is run on. Every rule is a small pure function of a document; `select` co
               the 10,033 bundled English leads: a sentence that is mostly a long Spanish
               name); other languages, which the MT tool would refuse, are not selected.
   WikiSearch, QA  every document
+
+Position rules (an extension; the paper samples positions by p(" [") alone): a tool's
+`position_rule` (pipeline.ToolSettings) limits the positions a call may be sampled at to
+those whose following text begins, after spaces, with what the tool's result can stand
+for: "number" (a digit, optionally signed: Calculator) or "date" (a weekday, a month or a
+four-digit year: Calendar). A small model ranks positions poorly (p(" [") of 0.01-0.1 at
+most positions of a short document); the rule spends its k positions where a result helps.
 """
 
 from __future__ import annotations
@@ -162,6 +169,26 @@ RULES: Dict[str, Callable[[corpora.Document, HeuristicsConfig], bool]] = {
     "WikiSearch": every_document,
     "QA": every_document,
 }
+
+
+_WEEKDAY_MONTH = ("Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|"
+                  "February|March|April|May|June|July|August|September|October|"
+                  "November|December")
+POSITION_RULES: Dict[str, "re.Pattern[str]"] = {
+    "number": re.compile(r"\s*[-\u2212]?\d"),
+    "date": re.compile(rf"\s*(?:(?:{_WEEKDAY_MONTH})\b|\d{{4}}\b)"),
+}
+
+
+def allowed_positions(rule: Optional[str], suffixes: Iterable[str]) -> List[bool]:
+  """Per token position, whether `rule` allows a call before it; `suffixes[i]` is the
+  document's text from token i on. rule None: every position."""
+  if rule is None:
+    return [True for _ in suffixes]
+  if rule not in POSITION_RULES:
+    raise ValueError(f"unknown position rule {rule!r}; known: {sorted(POSITION_RULES)}")
+  pattern = POSITION_RULES[rule]
+  return [pattern.match(text) is not None for text in suffixes]
 
 
 def select(tool: str, documents: Iterable[corpora.Document],

@@ -40,6 +40,14 @@ class ToolSettings:
   top_k_positions: int = 5
   calls_per_position: int = 5
   tau_f: float = 1.0
+  # heuristics.POSITION_RULES name (e.g. "number"): calls only where the following text
+  # starts with what the result can stand for; None: the paper's any position.
+  position_rule: Optional[str] = None
+
+  def __post_init__(self):
+    if self.position_rule is not None and self.position_rule not in heuristics.POSITION_RULES:
+      raise ValueError(f"unknown position_rule {self.position_rule!r}; known: "
+                       f"{sorted(heuristics.POSITION_RULES)}")
 
 
 PAPER_SETTINGS = {
@@ -159,7 +167,13 @@ class Annotator:
             jax.random.PRNGKey(self.seed), shard), tool_number), batch_number)
         t0 = time.perf_counter()
         encoded = self.sampler.encode_documents(prompt, ids)
-        positions = [self.sampler.select_positions(p) for p in encoded.probs]
+        rule = self.settings[tool].position_rule
+        positions = []
+        for x, probs in zip(encoded.ids, encoded.probs):
+          if rule is not None:  # p = 0 where the rule forbids a call: never selected
+            suffixes = [vocabulary.decode(x[i:]) for i in range(len(x))]
+            probs = np.where(heuristics.allowed_positions(rule, suffixes), probs, 0.0)
+          positions.append(self.sampler.select_positions(probs))
         t1 = time.perf_counter()
         sampled = self.sampler.sample_calls(encoded, positions, rng)
         t2 = time.perf_counter()

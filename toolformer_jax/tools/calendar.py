@@ -82,6 +82,7 @@ class Calendar(base.Tool):
   example = "Calendar()"
   description = "the document's date, as 'Today is <Weekday>, <Month> <d>, <yyyy>.'"
   max_args_chars = 64
+  takes_arguments = False
 
   def __init__(self, fallback_date: Optional[str] = DEFAULT_FALLBACK_DATE,
                date_fields: Sequence[str] = DEFAULT_DATE_FIELDS, use_url: bool = True):
