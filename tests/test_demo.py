@@ -163,6 +163,32 @@ def test_run_step_logs_output_marks_done_and_reports_failures(tmp_path):
   assert not bad.done()
 
 
+def test_a_running_step_echoes_its_latest_log_line(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(demo, "PROGRESS_SECONDS", 0.2)
+  code = ("import sys, time\n"
+          "for k in range(3):\n"
+          "  sys.stderr.write(f'\\rshard 0 Calculator: {k}/3'); sys.stderr.flush(); time.sleep(0.5)\n"
+          "print('\\nI1201 16:00:00.000000 140 train.py:12] Training: step 2', flush=True)\n"
+          "time.sleep(0.6)\n")
+  step = demo.Step("train", "slow", str(tmp_path / "slow"), command=["python3", "-c", code])
+  demo.run_step(step, str(tmp_path / "logs"))
+  out = "\n".join(line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith("    ["))  # the echoed lines, not the command
+  assert "shard 0 Calculator: 1/3" in out  # the progress bar's state after its \r
+  assert "] Training: step 2" in out and "train.py:12]" not in out  # absl prefix cut
+  assert out.count("Training: step 2") == 1  # an unchanged line is not repeated
+
+
+def test_last_log_line(tmp_path):
+  log = tmp_path / "x.log"
+  log.write_text("")
+  assert demo.last_log_line(str(log)) == ""
+  log.write_text("first\nbar 1/9\rbar 2/9\r\n\n")
+  assert demo.last_log_line(str(log)) == "bar 2/9"
+  log.write_text("x" * 500)
+  assert demo.last_log_line(str(log), width=20) == "x" * 17 + "..."
+
+
 # --- corpus and leakage ----------------------------------------------------------------------
 def test_corpus_has_the_sizes_documents(tmp_path):
   size = demo.SIZES["tiny"]
@@ -297,3 +323,20 @@ def test_tiny_demo_runs_every_stage(tmp_path):
   assert not [q for _, q in _questions() if q in annotated_text]
   # A rerun skips every step.
   assert demo.run_plan(plan, demo.STAGES) == {}
+
+
+def test_effect_table_compares_with_base_and_the_targets():
+  summary = {"families": {
+      "math": {"mean": {"base_tools_off": 10.0, "finetuned_tools_on": 30.0, "control": 12.0}},
+      "dates": {"mean": {"base_tools_off": 0.0, "finetuned_tools_on": 5.0, "control": 0.0}}},
+      "perplexity": {"base_tools_off": {"lm_wiki": 20.0}, "finetuned_tools_off": {"lm_wiki": 21.5},
+                     "control": {"lm_wiki": 20.5}}}
+  rows = [[c.strip() for c in line.strip("|").split("|")]
+          for line in demo_report.effect_lines(summary, 1)[2:]]
+  assert rows[0][1:] == ["math accuracy (mean of its tasks)", "10.0", "30.0", "12.0", "20.0",
+                         "+15 points", "yes"]
+  assert rows[1][5:] == ["5.0", "+10 points", "no"]
+  assert rows[2][5:] == ["+7.5%", "within 5%", "no"]
+  # Two rounds name their runs with _rR; missing runs show as '-'.
+  rows = demo_report.effect_lines(summary, 2)
+  assert len(rows) == 2 + 2 * 3 and rows[2].count("| - |") >= 2

@@ -279,7 +279,7 @@ class Plan:
             f"--gin.CORPUS={gin_str(self.corpus_path)}",
             f"--gin.TOOLS={gin_list(s.tools)}", f"--gin.CHECKPOINT={gin_str(checkpoint)}",
             f"--gin.driver.run.tool_overrides={json.dumps(overrides)}",
-            "--gin.sampling.SamplingConfig.force_tool_name=True", "--quiet"]
+            "--gin.sampling.SamplingConfig.force_tool_name=True"]
 
   def kept_records(self, r: int) -> int:
     """Annotated records (kept calls) of round r's shards."""
@@ -389,6 +389,23 @@ def subprocess_env() -> Dict[str, str]:
   return env
 
 
+PROGRESS_SECONDS = 30  # how often a running step's latest log line is echoed
+
+
+def last_log_line(path: str, width: int = 150) -> str:
+  """The latest line (or progress-bar state: text after a carriage return) of a log, with
+  absl's "I1201 12:00:00.000 123 file.py:12]" prefix cut, shortened to `width`."""
+  with open(path, "rb") as f:
+    f.seek(0, os.SEEK_END)
+    f.seek(max(0, f.tell() - 4096))
+    tail = f.read().decode("utf-8", errors="replace")
+  pieces = [p.strip() for p in re.split(r"[\r\n]", tail) if p.strip()]
+  if not pieces:
+    return ""
+  line = re.sub(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\] ", "", pieces[-1])
+  return line if len(line) <= width else line[:width - 3] + "..."
+
+
 def run_step(step: Step, log_dir: str) -> float:
   """Runs one step (its output streamed to log_dir/<name>.log); returns seconds."""
   os.makedirs(step.output, exist_ok=True)
@@ -399,8 +416,17 @@ def run_step(step: Step, log_dir: str) -> float:
   if command is not None:  # in-process steps return None
     print("  $ " + shlex.join(command), flush=True)
     with open(log_path, "w", encoding="utf-8") as log:
-      proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                            env=subprocess_env(), check=False)
+      proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                              env=subprocess_env())
+      shown = None
+      while proc.poll() is None:
+        try:
+          proc.wait(timeout=PROGRESS_SECONDS)
+        except subprocess.TimeoutExpired:
+          line = last_log_line(log_path)
+          if line and line != shown:
+            print(f"    [{time.perf_counter() - start:5.0f} s] {line}", flush=True)
+            shown = line
     if proc.returncode:
       with open(log_path, encoding="utf-8", errors="replace") as f:
         tail = "".join(f.readlines()[-15:])

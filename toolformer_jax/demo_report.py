@@ -60,6 +60,42 @@ def annotation_rates(annotate_dir: str) -> Dict[str, Dict[str, float]]:
   return rates
 
 
+# The demo's targets on the held-out generated tasks: (family, points over base tools off).
+TARGETS = (("math", 15.0), ("dates", 10.0))
+PERPLEXITY_TOLERANCE = 0.05  # fine-tuned tools-off perplexity within 5% of base's
+
+
+def effect_lines(summary: Dict, rounds: int) -> List[str]:
+  """The headline table from the eval report's report.json: per round, each family's mean
+  accuracy of base (tools off), the fine-tuned model tools on and the no-calls control,
+  against its target, and the held-out perplexity against base's."""
+  families, perplexity = summary.get("families", {}), summary.get("perplexity", {})
+  lines = ["| round | measure | base (tools off) | fine-tuned, tools on | control (no calls) "
+           "| fine-tuned - base | target | reached |", "|---|---|---:|---:|---:|---:|---|---|"]
+  fmt = lambda v: "-" if v is None else f"{v:.1f}"
+  for r in range(1, rounds + 1):
+    tail = "" if rounds == 1 else f"_r{r}"
+    for family, target in TARGETS:
+      means = families.get(family, {}).get("mean", {})
+      base, tuned = means.get("base_tools_off"), means.get(f"finetuned_tools_on{tail}")
+      gain = None if base is None or tuned is None else tuned - base
+      lines.append(f"| {r} | {family} accuracy (mean of its tasks) | {fmt(base)} | "
+                   f"{fmt(tuned)} | {fmt(means.get(f'control{tail}'))} | {fmt(gain)} | "
+                   f"+{target:g} points | {'-' if gain is None else ('yes' if gain >= target else 'no')} |")
+    sources = sorted(perplexity.get("base_tools_off", {}))
+    for source in sources:
+      base = perplexity["base_tools_off"].get(source)
+      tuned = perplexity.get(f"finetuned_tools_off{tail}", {}).get(source)
+      control = perplexity.get(f"control{tail}", {}).get(source)
+      ratio = None if not base or tuned is None else tuned / base - 1.0
+      reached = "-" if ratio is None else ("yes" if ratio <= PERPLEXITY_TOLERANCE else "no")
+      lines.append(f"| {r} | perplexity, `{source}` (tools off) | {fmt(base)} | "
+                   f"{fmt(tuned)} (tools off) | {fmt(control)} | "
+                   f"{'-' if ratio is None else f'{100 * ratio:+.1f}%'} | within "
+                   f"{100 * PERPLEXITY_TOLERANCE:g}% | {reached} |")
+  return lines
+
+
 def _relink(markdown: str, prefix: str) -> str:
   """Markdown links and images to relative files, re-rooted under prefix/."""
   return re.sub(r"(\]\()(?![a-z]+://|/|#)([^)]+\))", lambda m: m.group(1) + prefix + "/"
@@ -102,6 +138,13 @@ def write(plan) -> str:
         lines.append(f"- {name}: loss {values[min(values)]:.3f} at step {min(values)} -> "
                      f"{values[max(values)]:.3f} at step {max(values)}")
     lines.append("")
+  summary_path = os.path.join(out, "eval_report", "report.json")
+  if os.path.exists(summary_path):
+    with open(summary_path, encoding="utf-8") as f:
+      summary = json.load(f)
+    lines[4:4] = ["## The effect", "",
+                  "Held-out generated eval tasks (never seen by annotation or training); "
+                  "accuracy in points.", "", *effect_lines(summary, plan.rounds), ""]
   eval_md = os.path.join(out, "eval_report", "report.md")
   if os.path.exists(eval_md):  # its own '# ...' heading becomes a section of this report
     with open(eval_md, encoding="utf-8") as f:
