@@ -67,6 +67,7 @@ class DemoSize:
   eval_tasks: Tuple[str, ...]  # sources or families of the eval mixture
   eval_examples: int  # items per generator and examples per task
   eval_targets_length: int  # generated tokens per eval example (call included)
+  eval_inputs_length: int  # prompt tokens (questions; a few-shot run gets 160 more)
   base_few_shot: bool  # also evaluate the base model tools on behind a demonstration
   tau_f: Optional[float] = None  # every tool's filter threshold; None: the paper's per tool
 
@@ -81,20 +82,24 @@ SIZES: Dict[str, DemoSize] = {
                      calls_per_position=4, train_steps=2, batch_size=2, train_length=64,
                      learning_rate=1e-4, lm_fraction=0.5, eval_tasks=("math", "dates", "lm"),
                      eval_examples=2,
-                     eval_targets_length=16, base_few_shot=True, tau_f=-1000.0),
+                     eval_targets_length=16, eval_inputs_length=96, base_few_shot=True,
+                     tau_f=-1000.0),
     "default": DemoSize(wikipedia_docs=8, arithmetic_docs=16, dated_docs=8,
                         arithmetic_qa_docs=48, dated_qa_docs=24, tools=ALL_TOOLS,
                         top_k_positions=2, calls_per_position=3, train_steps=30,
                         batch_size=8, train_length=128, learning_rate=1e-4, lm_fraction=0.5,
                         eval_tasks=("math_templates_v1", "math_basic_arithmetic_v1",
                                     "dates", "lm"),
-                        eval_examples=24, eval_targets_length=32, base_few_shot=False),
-    "full": DemoSize(wikipedia_docs=32, arithmetic_docs=48, dated_docs=32,
-                     arithmetic_qa_docs=160, dated_qa_docs=80, tools=ALL_TOOLS,
-                     top_k_positions=3, calls_per_position=4, train_steps=150,
+                        eval_examples=24, eval_targets_length=32, eval_inputs_length=128,
+                        base_few_shot=False),
+    # Estimated from the default run's per-unit costs (annotation ~6.5 s per document,
+    # ~8.3 s per training step, ~1.5 min per eval task of 24-40 items): ~1 h 45 min.
+    "full": DemoSize(wikipedia_docs=24, arithmetic_docs=32, dated_docs=16,
+                     arithmetic_qa_docs=120, dated_qa_docs=60, tools=ALL_TOOLS,
+                     top_k_positions=2, calls_per_position=4, train_steps=100,
                      batch_size=8, train_length=128, learning_rate=1e-4, lm_fraction=0.5,
-                     eval_tasks=("math", "dates", "facts", "qa", "lm"), eval_examples=60,
-                     eval_targets_length=48, base_few_shot=True),
+                     eval_tasks=("math", "dates", "lm"), eval_examples=40,
+                     eval_targets_length=32, eval_inputs_length=256, base_few_shot=True),
 }
 
 # Per-tool annotation settings besides the size's k and m (a size's tau_f overrides these):
@@ -128,7 +133,7 @@ def validate_size(name: str, size: DemoSize) -> None:
   if bad:
     raise ValueError(f"size {name!r}: counts must be ints >= 0, got {bad}")
   positive = ("top_k_positions", "calls_per_position", "train_steps", "batch_size",
-              "train_length", "eval_examples", "eval_targets_length")
+              "train_length", "eval_examples", "eval_targets_length", "eval_inputs_length")
   zero = [k for k in positive if counts[k] == 0]
   if zero:
     raise ValueError(f"size {name!r}: {zero} must be > 0")
@@ -323,9 +328,10 @@ class Plan:
             f"--gin.seqio.Evaluator.num_examples={s.eval_examples}",
             # No padding rows to decode when a task has fewer examples than a batch.
             f"--gin.utils.DatasetConfig.batch_size={min(32, s.eval_examples)}",
-            # Questions are short; the demonstration of few-shot runs needs ~150 tokens more.
+            # The demonstration of a few-shot run takes ~150 tokens.
             "--gin.TASK_FEATURE_LENGTHS=" + json.dumps(
-                {"inputs": 256 if few_shot else 128, "targets": s.eval_targets_length})]
+                {"inputs": s.eval_inputs_length + (160 if few_shot else 0),
+                 "targets": s.eval_targets_length})]
 
   def steps(self) -> List[Step]:
     """Every step in order; commands are built lazily (they name checkpoints that earlier
