@@ -133,7 +133,7 @@ def test_complete_steps_are_skipped_and_force_reruns_them(tmp_path, monkeypatch)
   def fake_run(step, log_dir):
     ran.append(step.name)
     os.makedirs(step.output, exist_ok=True)
-    open(os.path.join(step.output, demo.DONE), "w").write("{}")
+    open(os.path.join(step.output, demo.DONE), "w").write('{"seconds": 0}')
     return 0.0
 
   monkeypatch.setattr(demo, "run_step", fake_run)
@@ -148,6 +148,10 @@ def test_complete_steps_are_skipped_and_force_reruns_them(tmp_path, monkeypatch)
   open(stale, "w").close()
   demo.run_plan(plan, ["convert"], force=True)  # force starts from an empty directory
   assert ran[-1] == "convert" and not os.path.exists(stale)
+  demo.run_plan(plan, ["report"])
+  demo.run_plan(plan, ["report"])  # done, but rewritten: --rounds may have added runs
+  assert ran[-2:] == ["report", "report"]
+  assert os.path.exists(os.path.join(plan.out_dir, "report.md"))
 
 
 def test_run_step_logs_output_marks_done_and_reports_failures(tmp_path):
@@ -321,8 +325,8 @@ def test_tiny_demo_runs_every_stage(tmp_path):
   assert texts and any(" [Calculator(" in t or " [Calendar(" in t for t in texts)
   annotated_text = "\n".join(texts)
   assert not [q for _, q in _questions() if q in annotated_text]
-  # A rerun skips every step.
-  assert demo.run_plan(plan, demo.STAGES) == {}
+  # A rerun skips every step but the report (its inputs change with --rounds).
+  assert set(demo.run_plan(plan, demo.STAGES)) == {"report"}
 
 
 def test_effect_table_compares_with_base_and_the_targets():
@@ -340,3 +344,14 @@ def test_effect_table_compares_with_base_and_the_targets():
   # Two rounds name their runs with _rR; missing runs show as '-'.
   rows = demo_report.effect_lines(summary, 2)
   assert len(rows) == 2 + 2 * 3 and rows[2].count("| - |") >= 2
+
+
+def test_annotation_rates_from_the_annotation_report(tmp_path):
+  (tmp_path / "report.json").write_text(json.dumps({"documents": 10, "tools": {
+      "Calculator": {"scored": 20, "kept": 5, "p_call_start": {
+          "kept": {"median": 0.2}, "rejected": {"median": 0.05}}},
+      "MT": {"scored": 0, "kept": 0}}}))
+  rates = demo_report.annotation_rates(str(tmp_path))
+  assert rates["Calculator"] == {"scored": 20, "kept": 5, "proposal_rate": 2.0,
+                                 "keep_rate": 0.25, "p_kept": 0.2, "p_rejected": 0.05}
+  assert rates["MT"]["keep_rate"] == 0.0 and rates["MT"]["p_kept"] is None

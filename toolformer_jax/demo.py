@@ -194,6 +194,7 @@ class Step:
   output: str  # a directory; complete when it holds DONE.json
   command: Optional[List[str]] = None  # None: `fn` runs in process
   fn: Optional[object] = None
+  rerun: bool = False  # run even when done (the report: its inputs change with --rounds)
 
   def done(self) -> bool:
     return os.path.exists(os.path.join(self.output, DONE))
@@ -352,7 +353,7 @@ class Plan:
       steps.append(Step("eval", f"eval_{run}", self.eval_dir(run),
                         fn=lambda a=(run, model, tools_on, few_shot): self._eval(*a)))
     steps.append(Step("report", "report", os.path.join(self.out_dir, "eval_report"),
-                      fn=self.report_command))
+                      fn=self.report_command, rerun=True))
     # Rounds interleave: round R+1's annotation needs round R's fine-tuned model.
     return order_by_round(steps)
 
@@ -458,7 +459,7 @@ def run_plan(plan: Plan, stages: Sequence[str], force: bool = False) -> Dict[str
   timings = {}
   for number, step in enumerate(chosen, start=1):
     prefix = f"[{number}/{len(chosen)}] {step.stage}: {step.name}"
-    if step.done() and not force:
+    if step.done() and not force and not step.rerun:
       print(f"{prefix}: done already ({step.output}; --force reruns it)", flush=True)
       continue
     if force and os.path.isdir(step.output):

@@ -47,16 +47,20 @@ def plot_curves(curves: Dict[str, Dict[int, float]], path: str, tag: str = "loss
 
 
 def annotation_rates(annotate_dir: str) -> Dict[str, Dict[str, float]]:
-  """{tool: {"scored", "kept", "proposal_rate" (scored calls per document), "keep_rate"}}
-  from the annotation report's report.json."""
+  """{tool: {"scored", "kept", "proposal_rate" (scored calls per document), "keep_rate",
+  "p_kept" / "p_rejected" (median p(" [") at the positions of kept / rejected calls: how
+  readily the model proposes a call there)}} from the annotation report's report.json."""
   with open(os.path.join(annotate_dir, "report.json"), encoding="utf-8") as f:
     numbers = json.load(f)
   documents = max(int(numbers.get("documents", 0)), 1)
   rates = {}
   for tool, entry in numbers["tools"].items():
     scored, kept = int(entry["scored"]), int(entry["kept"])
+    p_start = entry.get("p_call_start") or {}
     rates[tool] = {"scored": scored, "kept": kept, "proposal_rate": scored / documents,
-                   "keep_rate": kept / scored if scored else 0.0}
+                   "keep_rate": kept / scored if scored else 0.0,
+                   "p_kept": (p_start.get("kept") or {}).get("median"),
+                   "p_rejected": (p_start.get("rejected") or {}).get("median")}
   return rates
 
 
@@ -120,12 +124,14 @@ def write(plan) -> str:
     annotated = plan.annotated_dir(r)
     rel = os.path.relpath(annotated, out)
     lines += [f"## Round {r}", "", f"### Annotation ([report]({rel}/report.md))", "",
-              "| tool | calls scored | kept | proposal rate (scored / document) | keep rate |",
-              "|---|---|---|---|---|"]
+              "| tool | calls scored | kept | proposal rate (scored / document) | keep rate "
+              "| median p(\" [\") kept / rejected |", "|---|---|---|---|---|---|"]
+    p_fmt = lambda v: "-" if v is None else f"{v:.3g}"
     try:
       for tool, e in annotation_rates(annotated).items():
         lines.append(f"| {tool} | {e['scored']} | {e['kept']} | {e['proposal_rate']:.2f} | "
-                     f"{e['keep_rate']:.2f} |")
+                     f"{e['keep_rate']:.2f} | {p_fmt(e['p_kept'])} / "
+                     f"{p_fmt(e['p_rejected'])} |")
     except FileNotFoundError:
       lines.append("| (no annotation report) | | | | |")
     curves = {"with calls": read_scalars(os.path.join(plan.model_dir(r), "train")),
