@@ -169,9 +169,10 @@ class Annotator:
         encoded = self.sampler.encode_documents(prompt, ids)
         rule = self.settings[tool].position_rule
         positions = []
-        for x, probs in zip(encoded.ids, encoded.probs):
+        for doc, x, probs in zip(docs, encoded.ids, encoded.probs):
           if rule is not None:  # p = 0 where the rule forbids a call: never selected
-            suffixes = [vocabulary.decode(x[i:]) for i in range(len(x))]
+            # The text after each position, as the candidate's char_position names it.
+            suffixes = [doc.text[_char_position(vocabulary, x, i):] for i in range(len(x))]
             probs = np.where(heuristics.allowed_positions(rule, suffixes), probs, 0.0)
           positions.append(self.sampler.select_positions(probs))
         t1 = time.perf_counter()
