@@ -30,7 +30,7 @@ def test_sizes_grow_from_tiny_to_full():
     ({"batch_size": -1}, "ints >= 0"),
     ({"top_k_positions": 1.5}, "ints >= 0"),
     ({"wikipedia_docs": 0, "arithmetic_docs": 0, "dated_docs": 0, "arithmetic_qa_docs": 0,
-      "dated_qa_docs": 0}, "no documents"),
+      "dated_qa_docs": 0, "dated_offset_qa_docs": 0}, "no documents"),
     ({"learning_rate": 0.0}, "learning_rate must be > 0"),
     ({"tools": ("Calculator", "Search")}, "subset"),
     ({"tools": ()}, "subset"),
@@ -93,7 +93,7 @@ def test_commands_name_the_right_checkpoints_and_data(tmp_path):
   assert '--gin.TOOLS=["Calculator", "Calendar"]' in first
   assert ('--gin.driver.run.tool_overrides={"Calculator": {"tau_s": 0.0, "top_k_positions": '
           '1, "calls_per_position": 4, "position_rule": "number", "tau_f": -1000.0}, '
-          '"Calendar": {"tau_s": 0.0, "top_k_positions": 1, "calls_per_position": 1, '
+          '"Calendar": {"tau_s": 0.0, "top_k_positions": 1, "calls_per_position": 4, '
           '"position_rule": "date", "tau_f": -1000.0}}') in first
   assert "--gin.sampling.SamplingConfig.force_tool_name=True" in first
   control = steps["train_control_r2"].fn()

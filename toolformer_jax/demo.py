@@ -56,6 +56,7 @@ class DemoSize:
   dated_docs: int  # annotate.generators 'dated'
   arithmetic_qa_docs: int  # 'arithmetic_qa' (the same kind of facts as questions)
   dated_qa_docs: int  # 'dated_qa'
+  dated_offset_qa_docs: int  # 'dated_offset_qa' (days, weeks or years from today)
   tools: Tuple[str, ...]
   top_k_positions: int  # k: positions sampled per document and tool
   calls_per_position: int  # m: calls sampled per position
@@ -78,15 +79,15 @@ class DemoSize:
 # DEMO_SIZE=full`. Measured timings and what each setting gave: README "The demo".
 SIZES: Dict[str, DemoSize] = {
     "tiny": DemoSize(wikipedia_docs=2, arithmetic_docs=2, dated_docs=2, arithmetic_qa_docs=2,
-                     dated_qa_docs=2, tools=("Calculator", "Calendar"), top_k_positions=1,
-                     calls_per_position=4, train_steps=2, batch_size=2, train_length=64,
-                     learning_rate=1e-4, lm_fraction=0.5, eval_tasks=("math", "dates", "lm"),
-                     eval_examples=2,
+                     dated_qa_docs=2, dated_offset_qa_docs=2, tools=("Calculator", "Calendar"),
+                     top_k_positions=1, calls_per_position=4, train_steps=2, batch_size=2,
+                     train_length=64, learning_rate=1e-4, lm_fraction=0.5,
+                     eval_tasks=("math", "dates", "lm"), eval_examples=2,
                      eval_targets_length=16, eval_inputs_length=96, base_few_shot=True,
                      tau_f=-1000.0),
-    "default": DemoSize(wikipedia_docs=8, arithmetic_docs=16, dated_docs=8,
-                        arithmetic_qa_docs=48, dated_qa_docs=24, tools=ALL_TOOLS,
-                        top_k_positions=2, calls_per_position=3, train_steps=30,
+    "default": DemoSize(wikipedia_docs=8, arithmetic_docs=8, dated_docs=4,
+                        arithmetic_qa_docs=48, dated_qa_docs=4, dated_offset_qa_docs=36,
+                        tools=ALL_TOOLS, top_k_positions=2, calls_per_position=3, train_steps=30,
                         batch_size=8, train_length=128, learning_rate=1e-4, lm_fraction=0.5,
                         eval_tasks=("math_templates_v1", "math_basic_arithmetic_v1",
                                     "dates", "lm"),
@@ -94,9 +95,9 @@ SIZES: Dict[str, DemoSize] = {
                         base_few_shot=False),
     # Estimated from the default run's per-unit costs (annotation ~6.5 s per document,
     # ~8.3 s per training step, ~1.5 min per eval task of 24-40 items): ~1 h 45 min.
-    "full": DemoSize(wikipedia_docs=24, arithmetic_docs=32, dated_docs=16,
-                     arithmetic_qa_docs=120, dated_qa_docs=60, tools=ALL_TOOLS,
-                     top_k_positions=2, calls_per_position=4, train_steps=100,
+    "full": DemoSize(wikipedia_docs=24, arithmetic_docs=32, dated_docs=8,
+                     arithmetic_qa_docs=120, dated_qa_docs=10, dated_offset_qa_docs=90,
+                     tools=ALL_TOOLS, top_k_positions=2, calls_per_position=4, train_steps=100,
                      batch_size=8, train_length=128, learning_rate=1e-4, lm_fraction=0.5,
                      eval_tasks=("math", "dates", "lm"), eval_examples=40,
                      eval_targets_length=32, eval_inputs_length=256, base_few_shot=True),
@@ -104,24 +105,24 @@ SIZES: Dict[str, DemoSize] = {
 
 # Per-tool annotation settings besides the size's k and m (a size's tau_f overrides these):
 # SmolLM2 ranks positions poorly, so Calculator and Calendar calls are sampled only where
-# their result can stand (heuristics.POSITION_RULES); Calendar's only call is "Calendar()"
-# (forced whole), so one sample per position. tau_f, measured on 36 generated documents:
-# right Calculator calls before the answer gain L- - L+ of 0.66-2.0, calls at the wrong
-# place up to 0.53 (hence 0.6, not the paper's 0.5); Calendar calls before the answer of a
-# question about today gain 0.3-1.55, mostly below the paper's 1.0 (hence 0.3).
-# WikiSearch and QA run on every document (the paper's rule) and cost the most per kept
-# call, so they get one position and two samples.
+# their result can stand (heuristics.POSITION_RULES). tau_f, measured on generated
+# documents: right Calculator calls before the answer gain L- - L+ of 0.66-2.0, calls at
+# the wrong place up to 0.53 (hence 0.6, not the paper's 0.5); right offset Calendar calls
+# before a date answer gain 0.86-1.55, wrong offsets (mostly the wrong sign) and today's
+# date up to 0.45 (hence 0.5). WikiSearch and QA run on every document (the paper's rule)
+# and cost the most per kept call, so they get one position and one sample.
 TOOL_SETTINGS: Dict[str, Dict[str, object]] = {
     "Calculator": {"position_rule": "number", "tau_f": 0.6},
-    "Calendar": {"position_rule": "date", "calls_per_position": 1, "tau_f": 0.3},
-    "WikiSearch": {"top_k_positions": 1, "calls_per_position": 2},
-    "QA": {"top_k_positions": 1, "calls_per_position": 2},
+    "Calendar": {"position_rule": "date", "tau_f": 0.5},
+    "WikiSearch": {"top_k_positions": 1, "calls_per_position": 1},
+    "QA": {"top_k_positions": 1, "calls_per_position": 1},
 }
 
 
 # annotate.generators kind -> the DemoSize field that counts its documents.
 GENERATED_KINDS = {"arithmetic": "arithmetic_docs", "dated": "dated_docs",
-                   "arithmetic_qa": "arithmetic_qa_docs", "dated_qa": "dated_qa_docs"}
+                   "arithmetic_qa": "arithmetic_qa_docs", "dated_qa": "dated_qa_docs",
+                   "dated_offset_qa": "dated_offset_qa_docs"}
 
 
 def validate_size(name: str, size: DemoSize) -> None:

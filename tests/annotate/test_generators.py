@@ -21,7 +21,7 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
 
 
 def test_kinds():
-  assert KINDS == ["arithmetic", "arithmetic_qa", "dated", "dated_qa"]
+  assert KINDS == ["arithmetic", "arithmetic_qa", "dated", "dated_offset_qa", "dated_qa"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -51,6 +51,10 @@ GOLDEN = [
                      "\nAnswer: 41", language="en"),
     corpora.Document(id="dated_qa-v1-000000", text="Question: What is the date today?\n"
                      "Answer: January 19, 2018", date="2018-01-19", language="en"),
+    corpora.Document(id="dated_offset_qa-v1-000000", text="Question: Which date was 93 days "
+                     "ago?\nAnswer: January 28, 2015", date="2015-05-01", language="en"),
+    corpora.Document(id="dated_offset_qa-v1-000001", text="Question: 44 years from now, which "
+                     "year will it be?\nAnswer: 2069", date="2025-07-28", language="en"),
 ]
 
 
@@ -221,9 +225,36 @@ def test_dated_questions_are_answered_from_the_records_date():
   assert len(kinds) == 4 and min(kinds.values()) > COUNT / 6
 
 
+def test_offset_questions_are_answered_by_the_calendars_offset_call():
+  """The span a question names ("3 days ago") is a Calendar argument whose result, on the
+  record's date, holds the answer; and the answer agrees with the standard library."""
+  from toolformer_jax.tools import calendar
+  tool = calendar.Calendar()
+  words = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+           "nine": 9, "ten": 10}
+  asked = collections.Counter()
+  for d in generators.generate("dated_offset_qa", COUNT):
+    today = datetime.date.fromisoformat(d.date)
+    question, answer = re.fullmatch(r"Question: (.+)\nAnswer: (.+)", d.text).groups()
+    span = re.search(r"(\w+) (day|week|year)s? (ago|from now)", question, re.I)
+    count = int(words.get(span[1].lower(), span[1]))
+    sign = -1 if span[3] == "ago" else 1
+    if span[2] == "year":
+      expected = str(today.year + sign * count)
+    else:
+      day = today + datetime.timedelta(days=sign * count * (7 if span[2] == "week" else 1))
+      expected = (WEEKDAYS[day.weekday()] if "weekday" in question
+                  else f"{MONTHS[day.month - 1]} {day.day}, {day.year}")
+    assert answer == expected, d.text
+    assert answer in tool(span[0], {"date": d.date}), d.text
+    asked[(span[2], span[3], "weekday" in question)] += 1
+  assert len(asked) == 8 and min(asked.values()) > COUNT / 20
+
+
 @pytest.mark.parametrize("kind, tool", [("arithmetic", "Calculator"), ("dated", "Calendar"),
                                         ("arithmetic_qa", "Calculator"),
-                                        ("dated_qa", "Calendar")])
+                                        ("dated_qa", "Calendar"),
+                                        ("dated_offset_qa", "Calendar")])
 def test_each_kind_passes_its_tools_heuristic(kind, tool):
   docs = list(generators.generate(kind, COUNT))
   kept, counts = heuristics.select(tool, docs)

@@ -229,9 +229,9 @@ def test_two_processes_write_what_one_process_writes(reference, checkpoint, tmp_
   assert _outputs(str(out)) == _outputs(reference_out)
 
 
-def test_position_rules_and_forced_argument_free_calls(checkpoint, tmp_path):
+def test_position_rules_and_forced_tool_names(checkpoint, tmp_path):
   """Calculator positions only before numbers, Calendar's before a weekday, month or year,
-  and forced sampling writes Calendar's whole call (it takes no arguments)."""
+  and forced sampling writes each call's tool name."""
   from toolformer_jax.annotate import generators
   from toolformer_jax.annotate import heuristics
   docs = list(generators.generate("arithmetic_qa", 4)) + list(generators.generate("dated", 4))
@@ -245,7 +245,7 @@ def test_position_rules_and_forced_argument_free_calls(checkpoint, tmp_path):
               "--gin.driver.run.tool_overrides={"
               "'Calculator': {'tau_s': 0.0, 'top_k_positions': 3, 'calls_per_position': 2, "
               "'tau_f': -100.0, 'position_rule': 'number'}, "
-              "'Calendar': {'tau_s': 0.0, 'top_k_positions': 3, 'calls_per_position': 1, "
+              "'Calendar': {'tau_s': 0.0, 'top_k_positions': 3, 'calls_per_position': 2, "
               "'tau_f': -100.0, 'position_rule': 'date'}}"]
   _run(command)
   with gzip.open(out / "candidates-00000-of-00001.jsonl.gz", "rt") as f:
@@ -253,8 +253,12 @@ def test_position_rules_and_forced_argument_free_calls(checkpoint, tmp_path):
   texts = {d.id: d.text for d in docs}
   by_tool = {tool: [c for c in candidates if c["tool"] == tool]
              for tool in ("Calculator", "Calendar")}
-  assert by_tool["Calendar"], "the forced Calendar() calls run on every dated document"
-  assert {c["call"] for c in by_tool["Calendar"]} == {"Calendar()"}
+  with open(out / "report.json") as f:
+    report = json.load(f)
+  funnels = {tool: report["tools"][tool]["funnel"] for tool in by_tool}
+  for tool, calls in by_tool.items():  # forced names: every sample calls its own tool
+    assert funnels[tool]["sampled"] > 0 and funnels[tool]["other_tool"] == 0, funnels
+    assert all(c["call"].startswith(f"{tool}(") for c in calls), tool
   for tool, rule in (("Calculator", "number"), ("Calendar", "date")):
     for c in by_tool[tool]:
       suffix = texts[c["doc_id"]][c["char_position"]:]

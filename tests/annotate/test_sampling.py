@@ -139,8 +139,3 @@ def test_greedy_calls_equal_recomputation_with_compaction(vocabulary):
     assert s.text == cut
 
 
-def test_forced_call_prefix_writes_argument_free_calls_whole():
-  assert sampling.forced_call_prefix("Calculator") == "Calculator("
-  assert sampling.forced_call_prefix("WikiSearch") == "WikiSearch("
-  assert sampling.forced_call_prefix("Calendar") == "Calendar()"
-  assert sampling.forced_call_prefix("MyTool") == "MyTool("  # not registered: arguments

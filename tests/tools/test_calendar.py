@@ -47,9 +47,57 @@ def test_url_dates_can_be_ignored():
   assert tool("", {"url": "https://x.org/2010/10/10/a"}) == "Today is Monday, January 30, 2023."
 
 
-def test_arguments_are_an_error():
-  with pytest.raises(base.ToolError, match="no arguments"):
-    Calendar()("tomorrow")
+@pytest.mark.parametrize("args, expected", [
+    ("", "Today is Monday, January 30, 2023."),
+    ("today", "Today is Monday, January 30, 2023."),
+    (" Now. ", "Today is Monday, January 30, 2023."),
+    ("3 days ago", "Friday, January 27, 2023."),
+    ("three days ago", "Friday, January 27, 2023."),
+    ("-3 days", "Friday, January 27, 2023."),
+    ("1 day before today", "Sunday, January 29, 2023."),
+    ("30 days earlier", "Saturday, December 31, 2022."),
+    ("2 weeks from now", "Monday, February 13, 2023."),
+    ("a week from today", "Monday, February 6, 2023."),
+    ("in 5 days", "Saturday, February 4, 2023."),
+    ("+100 days", "Wednesday, May 10, 2023."),
+    ("10 days  later", "Thursday, February 9, 2023."),
+    ("1 month from now", "Tuesday, February 28, 2023."),  # Feb has no 30th: its last day
+    ("12 years ago", "Sunday, January 30, 2011."),
+    ("+1 year", "Tuesday, January 30, 2024."),
+])
+def test_offsets_from_the_document_date(args, expected):
+  assert Calendar()(args) == expected
+
+
+def test_offsets_agree_with_timedelta_over_a_range_of_days():
+  tool = Calendar()
+  start = datetime.date(2023, 1, 30)
+  for n in range(1, 400, 7):
+    for args, day in ((f"{n} days ago", start - datetime.timedelta(days=n)),
+                      (f"{n} days from now", start + datetime.timedelta(days=n))):
+      assert tool(args) == f"{day:%A}, {day:%B} {day.day}, {day.year}.", args
+
+
+def test_leap_day_year_steps_clamp_to_the_month():
+  assert Calendar()("1 year ago", {"date": "2024-02-29"}) == "Tuesday, February 28, 2023."
+  assert Calendar()("4 years from now", {"date": "2024-02-29"}) == (
+      "Tuesday, February 29, 2028.")
+
+
+@pytest.mark.parametrize("args, message", [
+    ("tomorrow", "offset such as"),
+    ("3 days", "which way"),           # no direction
+    ("+3 days ago", "which way"),      # two directions that disagree
+    ("in 3 days ago", "which way"),
+    ("thirteen days ago", "unknown count"),
+    ("3 fortnights ago", "offset such as"),
+    ("99999 years ago", "out of range"),
+    ("99999 weeks from now", "limited to"),
+    ("3 days ago; rm -rf /", "offset such as"),
+])
+def test_bad_arguments_are_tool_errors(args, message):
+  with pytest.raises(base.ToolError, match=message):
+    Calendar()(args)
 
 
 def test_cache_key_depends_on_the_date():

@@ -3,7 +3,9 @@
 The bundled Wikipedia leads hold little arithmetic and no document dates, so on the
 embedded default these give the two tools material: statements ('arithmetic', 'dated')
 and the same facts as question-answer pairs ('arithmetic_qa', 'dated_qa': "Question:
-...\nAnswer: ...", the shape in which questions are asked at inference). Every document is a function of
+...\nAnswer: ...", the shape in which questions are asked at inference), and questions about
+a day some days, weeks or years from the record's date ('dated_offset_qa', answered by an
+offset Calendar call such as Calendar(3 days ago)). Every document is a function of
 (kind, version, index): the same call always yields the same documents. Evaluation
 generators use other templates and seeds (tasks/), so no eval item is produced here.
 """
@@ -128,8 +130,46 @@ def dated_qa_document(index: int) -> corpora.Document:
                           date=day.isoformat(), language="en")
 
 
+_COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven",
+                8: "eight", 9: "nine", 10: "ten"}
+# (unit, direction) -> question templates; {span} is e.g. "3 days ago" / "2 weeks from now".
+_OFFSET_QUESTIONS = {
+    ("day", "weekday"): ("Which weekday was {span}?", "{Span}, which weekday was it?",
+                         "Which weekday is {span}?", "{Span}, which weekday will it be?"),
+    ("day", "date"): ("Which date was {span}?", "Give the date {span}.",
+                      "Which date is {span}?", "Give the date {span}."),
+    ("week", "date"): ("Which date was {span}?", "Give the date {span}.",
+                       "Which date is {span}?", "Give the date {span}."),
+    ("year", "year"): ("Which year was {span}?", "{Span}, which year was it?",
+                       "Which year is {span}?", "{Span}, which year will it be?"),
+}
+
+
+def dated_offset_qa_document(index: int) -> corpora.Document:
+  """A question about the day some days, weeks or years before or after the record's date
+  (Calendar's today), answered with that day's weekday, date or year."""
+  r = _rng("dated_offset_qa", index)
+  today = datetime.date(2015, 1, 1) + datetime.timedelta(days=r.randint(0, 365 * 12))
+  unit, asked = r.choice(sorted(_OFFSET_QUESTIONS))
+  count = {"day": r.randint(1, 100), "week": r.randint(1, 10), "year": r.randint(2, 60)}[unit]
+  past = r.random() < 0.5
+  sign = -1 if past else 1
+  day = today + datetime.timedelta(days=sign * count * (7 if unit == "week" else 1))
+  year = today.year + sign * count  # the only answer of a year question
+  said = _COUNT_WORDS[count] if count in _COUNT_WORDS and r.random() < 0.5 else str(count)
+  span = f"{said} {unit}{'' if count == 1 else 's'} {'ago' if past else 'from now'}"
+  template = _OFFSET_QUESTIONS[(unit, asked)][(0 if past else 2) + r.randrange(2)]
+  question = template.format(span=span, Span=span[0].upper() + span[1:])
+  answer = {"weekday": _WEEKDAYS[day.weekday()], "year": str(year),
+            "date": f"{_MONTHS[day.month - 1]} {day.day}, {day.year}"}[asked]
+  return corpora.Document(id=f"dated_offset_qa-{VERSION}-{index:06d}",
+                          text=f"Question: {question}\nAnswer: {answer}",
+                          date=today.isoformat(), language="en")
+
+
 GENERATORS = {"arithmetic": arithmetic_document, "dated": dated_document,
-              "arithmetic_qa": arithmetic_qa_document, "dated_qa": dated_qa_document}
+              "arithmetic_qa": arithmetic_qa_document, "dated_qa": dated_qa_document,
+              "dated_offset_qa": dated_offset_qa_document}
 
 
 def generate(kind: str, count: int, start: int = 0) -> Iterator[corpora.Document]:

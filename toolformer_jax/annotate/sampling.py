@@ -33,7 +33,6 @@ import numpy as np
 from toolformer_jax import vocab as vocab_lib
 from toolformer_jax.networks import kv_cache
 from toolformer_jax.tools import format as call_format
-from toolformer_jax.tools import registry as tool_registry
 
 PROMPT_DIR = os.path.join(os.path.dirname(__file__), "prompts")
 INPUT_MARKER = "<INPUT>"
@@ -73,8 +72,7 @@ class SamplingConfig:
   max_document_tokens: int = 256
   rows_per_batch: int = 32  # sampled calls decoded together (cache rows per fork)
   # Write the prompt's tool name and "(" after " [" instead of sampling them; the call
-  # then ends where its parentheses close. A tool without arguments (Calendar) gets its
-  # whole call, "Name()".
+  # then ends where its parentheses close.
   force_tool_name: bool = False
   seed: int = 0
 
@@ -308,7 +306,7 @@ class CallSampler:
     for r, (d, i) in enumerate(chunk):
       source[r], index[r] = d, starts[d] + i
     rows_cache = self._shard_cache(self._fork(cache, source, index))
-    forced = self.encode(forced_call_prefix(tool)) if cfg.force_tool_name else []
+    forced = self.encode(f"{tool}(") if cfg.force_tool_name else []
     first = np.asarray([self.call_start_id] + forced, np.int32)
     generated = [list(forced) for _ in range(len(chunk))]
     texts = [""] * len(chunk)
@@ -345,15 +343,6 @@ class CallSampler:
       current[slot_of[running], 0] = last_tokens
       lengths[slot_of[running]] = 1
     return texts
-
-
-def forced_call_prefix(tool: str) -> str:
-  """What `force_tool_name` writes after " [": "Name(", or "Name()" for a tool that takes
-  no arguments (a registered tool's `takes_arguments`; unknown names take arguments)."""
-  tool_class = tool_registry.TOOL_CLASSES.get(tool)
-  if tool_class is not None and not tool_class.takes_arguments:
-    return f"{tool}()"
-  return f"{tool}("
 
 
 def _closing_index(text: str) -> int:

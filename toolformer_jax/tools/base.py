@@ -66,8 +66,6 @@ class Tool:
   example: str = ""
   description: str = ""
   max_args_chars: int = 4096
-  # False: the only valid call is "Name()" (Calendar); forced call sampling writes it whole.
-  takes_arguments: bool = True
   batch_size: int = 1
   # Absolute paths of the fixed backend programs the tool runs (e.g. apertium); the
   # engine's sandbox refuses any other process, file or network access during a call.

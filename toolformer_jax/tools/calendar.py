@@ -1,5 +1,12 @@
 """Calendar: `Calendar()` -> `Today is Monday, January 30, 2023.` for the document's date.
 
+Beyond the paper, an optional offset from that date: `Calendar(3 days ago)` -> `Friday,
+January 27, 2023.`, `Calendar(2 weeks from now)`, `Calendar(+1 month)`, `Calendar(12 years
+ago)`; a count in digits or words (one to twelve, "a"), a unit (day, week, month, year) and
+a direction (a sign, or ago / before / earlier / back, from now / from today / later /
+ahead / after / hence, or a leading "in"). `Calendar(today)` is `Calendar()`. Month and year
+steps keep the day of the month where it exists, else the month's last day.
+
 The date comes from the call's context, in this order: a date field of the document
 (`date`, `date_download` as in CCNet, `timestamp`, `published`; a `datetime.date`,
 `datetime.datetime` or ISO-8601 string), else a date in the document's URL (the paper's
@@ -9,9 +16,10 @@ the process locale.
 """
 from __future__ import annotations
 
+import calendar as stdlib_calendar
 import datetime
 import re
-from typing import Any, Hashable, Optional, Sequence
+from typing import Any, Hashable, Optional, Sequence, Tuple
 
 import gin
 
@@ -27,6 +35,18 @@ _URL_DATE_PATTERNS = (
     re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})()(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])(?![0-9])"),
 )
 _ISO_DATE_RE = re.compile(r"\s*((?:1[0-9]|20)[0-9]{2})-([01][0-9])-([0-3][0-9])")
+_COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+                "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11,
+                "twelve": 12}
+_PAST = ("ago", "before", "before today", "earlier", "back")
+_FUTURE = ("from now", "from today", "later", "ahead", "after", "after today", "hence")
+_OFFSET_RE = re.compile(
+    r"(?P<in>in\s+)?(?P<sign>[+-])?\s*(?P<count>[0-9]{1,5}|[a-z]+)\s+"
+    r"(?P<unit>day|week|month|year)s?"
+    r"(?:\s+(?P<direction>" + "|".join(w.replace(" ", r"\s+") for w in _PAST + _FUTURE)
+    + r"))?")
+_TODAY_WORDS = ("", "today", "now")
+MAX_OFFSET_DAYS = 200 * 366
 
 DEFAULT_DATE_FIELDS = ("date", "date_download", "timestamp", "published")
 DEFAULT_FALLBACK_DATE = "2023-01-30"
@@ -67,6 +87,54 @@ def date_from_url(url: str) -> Optional[datetime.date]:
   return None
 
 
+def parse_offset(args: str) -> Tuple[int, str]:
+  """`(signed count, unit)` of an offset argument ('3 days ago' -> (-3, 'day')); (0, 'day')
+  for no argument, 'today' or 'now'. Raises ToolError on anything else."""
+  text = " ".join(args.strip().lower().rstrip(".").split())
+  if text in _TODAY_WORDS:
+    return 0, "day"
+  m = _OFFSET_RE.fullmatch(text)
+  if m is None:
+    raise base.ToolError(
+        f"Calendar takes no argument or an offset such as '3 days ago' or '2 weeks from "
+        f"now', got {args[:40]!r}")
+  count_text = m.group("count")
+  count = int(count_text) if count_text.isdigit() else _COUNT_WORDS.get(count_text)
+  if count is None:
+    raise base.ToolError(f"unknown count {count_text!r} in Calendar({args[:40]})")
+  direction = m.group("direction")
+  direction = " ".join(direction.split()) if direction else None
+  signs = set()
+  if m.group("sign"):
+    signs.add(-1 if m.group("sign") == "-" else 1)
+  if m.group("in"):
+    signs.add(1)
+  if direction:
+    signs.add(-1 if direction in _PAST else 1)
+  if len(signs) != 1:
+    raise base.ToolError(
+        f"say which way: '3 days ago' or '3 days from now' (got {args[:40]!r})")
+  return signs.pop() * count, m.group("unit")
+
+
+def shift_date(date: datetime.date, count: int, unit: str) -> datetime.date:
+  """`date` moved by `count` units; month and year steps clamp the day to the month."""
+  try:
+    if unit in ("day", "week"):
+      days = count * (7 if unit == "week" else 1)
+      if abs(days) > MAX_OFFSET_DAYS:
+        raise base.ToolError(f"offsets are limited to {MAX_OFFSET_DAYS} days")
+      return date + datetime.timedelta(days=days)
+    months = date.year * 12 + date.month - 1 + count * (12 if unit == "year" else 1)
+    year, month = divmod(months, 12)
+    if not datetime.MINYEAR <= year <= datetime.MAXYEAR:
+      raise ValueError(f"year {year}")
+    return datetime.date(year, month + 1,
+                         min(date.day, stdlib_calendar.monthrange(year, month + 1)[1]))
+  except (OverflowError, ValueError) as e:
+    raise base.ToolError(f"the date is out of range: {e}") from None
+
+
 def _make_date(year: str, month: str, day: str) -> Optional[datetime.date]:
   try:
     return datetime.date(int(year), int(month), int(day))
@@ -80,9 +148,9 @@ class Calendar(base.Tool):
 
   name = "Calendar"
   example = "Calendar()"
-  description = "the document's date, as 'Today is <Weekday>, <Month> <d>, <yyyy>.'"
+  description = ("the document's date, as 'Today is <Weekday>, <Month> <d>, <yyyy>.', or "
+                 "the day an offset away: Calendar(3 days ago)")
   max_args_chars = 64
-  takes_arguments = False
 
   def __init__(self, fallback_date: Optional[str] = DEFAULT_FALLBACK_DATE,
                date_fields: Sequence[str] = DEFAULT_DATE_FIELDS, use_url: bool = True):
@@ -113,9 +181,11 @@ class Calendar(base.Tool):
     return (args, self.document_date(context))
 
   def __call__(self, args: str, context: base.Context = None) -> str:
-    if args.strip():
-      raise base.ToolError("Calendar takes no arguments: write Calendar()")
+    count, unit = parse_offset(args)
     date = self.document_date(context)
     if date is None:
       raise base.ToolError("the document has no date and no fallback date is configured")
-    return render_date(date)
+    if count == 0:
+      return render_date(date)
+    day = shift_date(date, count, unit)
+    return f"{_WEEKDAYS[day.weekday()]}, {_MONTHS[day.month - 1]} {day.day}, {day.year}."
