@@ -259,6 +259,9 @@ def test_position_rules_and_forced_tool_names(checkpoint, tmp_path):
   for tool, calls in by_tool.items():  # forced names: every sample calls its own tool
     assert funnels[tool]["sampled"] > 0 and funnels[tool]["other_tool"] == 0, funnels
     assert all(c["call"].startswith(f"{tool}(") for c in calls), tool
+    refused = report["tools"][tool]["refused_calls"]  # the first ones, with their messages
+    assert len(refused) == min(schema.REFUSED_CALLS, funnels[tool]["tool_errors"]), refused
+    assert all(r["call"].startswith(f"{tool}(") and r["message"] for r in refused)
   for tool, rule in (("Calculator", "number"), ("Calendar", "date")):
     for c in by_tool[tool]:
       suffix = texts[c["doc_id"]][c["char_position"]:]

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from toolformer_jax.annotate import pipeline
+from toolformer_jax.annotate import schema
 from toolformer_jax.annotate import report
 from toolformer_jax.tools import format as call_format
 
@@ -82,6 +83,10 @@ def _manifest(shard, candidates, annotated, seconds):
                    "positions": len(mine) + 1, "sampled": 3 * len(mine), "unparsable": 2,
                    "other_tool": 1, "duplicates": len(mine) - 1, "tool_error": 1,
                    "scored": len(mine), "kept": sum(c["kept"] for c in mine)}
+  if shard == 0:  # the pipeline's first refused calls, and one malformed entry (ignored)
+    tools["Calendar"][schema.REFUSED_CALLS_KEY] = [
+        {"call": "Calendar(3 days)", "status": "error", "message": "say which way"},
+        {"call": "Calendar(x)", "status": 7}]
   return {"version": 1, "shard": shard, "num_shards": 3, "checkpoint": "smollm2",
           "counts": {"documents": 2, "annotated_documents": len(annotated), "tools": tools,
                      "corpus_skipped": {"empty text": shard}},
@@ -255,3 +260,15 @@ def test_cli_and_empty_dir(run_dir, tmp_path, capsys):
   with pytest.raises(SystemExit, match="error: no annotation directory"):
     report.main(["--annotate_dir", str(tmp_path / "absent"), "--out_dir", str(tmp_path / "o")])
   assert not (tmp_path / "absent").exists() and not (tmp_path / "o").exists()
+
+
+def test_refused_calls_are_listed(written):
+  _, _, numbers, markdown = written
+  tools = numbers["tools"]
+  assert tools["Calendar"]["refused_calls"] == [
+      {"call": "Calendar(3 days)", "status": "error", "message": "say which way"}]
+  assert tools["Calculator"]["refused_calls"] == []
+  rows = _table_rows(markdown, "## Refused calls")
+  assert rows.pop("tool") == ["call", "status", "message"]
+  assert rows == {"Calendar": [r"Calendar\(3 days\)", "error", "say which way"]}
+

@@ -205,6 +205,10 @@ class Annotator:
         for (k, s), result in zip(proposals, results):
           if not result.ok:
             tc["tool_" + result.status] += 1
+            refused = tc.setdefault(schema.REFUSED_CALLS_KEY, [])
+            if len(refused) < schema.REFUSED_CALLS:  # the report's refused-calls diagnostic
+              refused.append(dict(zip(schema.REFUSED_CALL_FIELDS,
+                                      (str(s.call), result.status, result.text[:160]))))
             continue
           z_call = call_format.render_call(s.call)
           z_result = call_format.render_call(s.call, result.text)

@@ -130,6 +130,7 @@ class _ToolData:
   funnel: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   tool_errors: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   tau_f: set = dataclasses.field(default_factory=set)
+  refused: List[dict] = dataclasses.field(default_factory=list)  # first refused calls
 
 
 def _stable_hash(record: Mapping[str, Any]) -> int:
@@ -203,6 +204,10 @@ def read_run(annotate_dir: str, samples_per_tool: int = 3, progress: bool = Fals
         else:
           data.funnel[name] += int(n)
       manifest_kept[tool] += int(tc.get("kept", 0))
+      for example in tc.get(schema.REFUSED_CALLS_KEY) or []:
+        if (len(data.refused) < schema.REFUSED_CALLS and isinstance(example, dict)
+            and all(isinstance(example.get(f), str) for f in schema.REFUSED_CALL_FIELDS)):
+          data.refused.append({f: example[f] for f in schema.REFUSED_CALL_FIELDS})
     for tool, s in settings.items():
       if isinstance(s, dict) and _is_number(s.get("tau_f")):
         tools[tool].tau_f.add(float(s["tau_f"]))
@@ -281,6 +286,7 @@ def read_run(annotate_dir: str, samples_per_tool: int = 3, progress: bool = Fals
                          "missing": int(np.isnan(p).sum())},
         "funnel": {k: int(data.funnel.get(k, 0)) for k in FUNNEL},
         "tool_errors": dict(sorted(data.tool_errors.items())),
+        "refused_calls": data.refused,
         "samples": _pick_samples(data, samples_per_tool),
         "inline": _agreement(data.kept_both),
     }
@@ -590,7 +596,15 @@ def _markdown(numbers: Dict[str, Any], plots: Mapping[str, str]) -> str:
       [[s, f"{v:.1f}", f"{v / total:.0%}" if total else "–"]
        for s, v in numbers["stage_seconds"].items()]
       + [["all", f"{total:.1f}", f"{scored / total:.1f} scored candidates/s" if total else "–"]])
-  lines += ["", f"![stages]({plots['stages']})", "", "## Sample annotated passages", "",
+  lines += ["", f"![stages]({plots['stages']})", ""]
+  refused = [[tool, _md(r["call"]), r["status"], _md(r["message"])]
+             for tool, e in t.items() for r in e["refused_calls"]]
+  if refused:
+    lines += ["## Refused calls", "",
+              f"The first calls each tool refused or failed (up to {schema.REFUSED_CALLS} "
+              "per shard and tool).", ""]
+    lines += _table(["tool", "call", "status", "message"], refused) + [""]
+  lines += ["## Sample annotated passages", "",
             "Spread over the range of L- - L+ (best first) within a hash-uniform sample of "
             "each tool's annotated records; the inserted call is in bold.", ""]
   for tool, e in t.items():

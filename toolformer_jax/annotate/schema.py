@@ -25,6 +25,12 @@ CANDIDATE_FIELDS: Tuple[str, ...] = (
 
 CANDIDATES_FILE_PART = "candidates"  # audit files carry this in their name; never trained on
 
+# A manifest's per-tool counts may hold, under this key, the first calls each tool refused
+# or failed in the shard: [{"call", "status", "message"}], at most REFUSED_CALLS per shard.
+REFUSED_CALLS_KEY = "refused_calls"
+REFUSED_CALL_FIELDS: Tuple[str, ...] = ("call", "status", "message")
+REFUSED_CALLS = 8
+
 
 def check_record(record: Mapping[str, Any], fields: Tuple[str, ...], kind: str) -> None:
   """Raises ValueError naming the missing fields of a record of `kind`."""
