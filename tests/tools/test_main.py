@@ -31,6 +31,8 @@ def test_module_entry_point(tmp_path):
 @pytest.mark.parametrize("argv, code, out, err", [
     (["Calculator(2 + 2)"], 0, "4\n", ""),
     (["--date", "2023-01-30", "Calendar()"], 0, "Today is Monday, January 30, 2023.\n", ""),
+    (["--date", "2023-01-30", "Calendar(2 weeks from now)"], 0, "Monday, February 13, 2023.\n",
+     ""),
     (["--url", "https://x.org/2019/07/04/p", "Calendar()"], 0,
      "Today is Thursday, July 4, 2019.\n", ""),
     (["--gin.CalculatorConfig.decimals=4", "Calculator(1 / 3)"], 0, "0.3333\n", ""),

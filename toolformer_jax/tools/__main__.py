@@ -3,6 +3,7 @@
   python -m toolformer_jax.tools 'Calculator(400 / 1400)'        # prints 0.29
   python -m toolformer_jax.tools --list                          # tools, one example each
   python -m toolformer_jax.tools --date 2023-01-30 'Calendar()'
+  python -m toolformer_jax.tools --date 2023-01-30 'Calendar(3 days ago)'  # Friday, January 27, 2023.
   python -m toolformer_jax.tools --gin.WikiSearch.snippet_chars=300 'WikiSearch("Paris")'
 
 A malformed, refused or failed call prints one line on stderr and exits non-zero
