@@ -180,10 +180,10 @@ FEW_SHOT = {
         "[WikiSearch(\"general relativity theory\") -> General relativity is the theory of "
         "gravitation published by Albert Einstein in 1915] Albert Einstein\n\n"),
     DATES: (
-        "Question: What day of the week will it be tomorrow?\nAnswer: [Calendar() -> Today "
-        "is Tuesday, March 9, 2021.] Wednesday\n\n"
-        "Question: What was the date two days ago?\nAnswer: [Calendar() -> Today is "
-        "Friday, October 15, 2010.] October 13, 2010\n\n"),
+        "Question: What day of the week will it be tomorrow?\nAnswer: [Calendar(1 day from "
+        "now) -> Wednesday, March 10, 2021.] Wednesday\n\n"
+        "Question: What was the date two days ago?\nAnswer: [Calendar(2 days ago) -> "
+        "Wednesday, October 13, 2010.] October 13, 2010\n\n"),
     MULTILINGUAL: (
         "Question: ¿Cuál es el río más largo de Europa?\nAnswer: [MT(\"¿Cuál es el río más "
         "largo de Europa?\") -> What is the longest river in Europe?] the Volga\n\n"
