@@ -64,6 +64,9 @@ def test_report_tables_json_and_charts(runs, tmp_path):
   assert "| `math_asdiv` | Calculator | 0.0 (0.0) | 75.0 (75.0) | Calculator 97.9 |" in md
   assert "| `facts_geography_v1` | QA | – | 50.0 (50.0) | QA 98.1 |" in md
   assert data["calls"]["tools_on"]["math_asdiv"]["tools"]["Calculator"] == 75.0
+  # First calls per tool, ok, right result (257 holds the answer), accuracy with / without.
+  assert "| `math_asdiv` | 75.0 | 0.0 | 75.0 | 75.0 | 100.0 | 0.0 |" in md
+  assert data["calls"]["tools_on"]["math_asdiv"]["call_result_right_rate"] == 75.0
   # " [" ranks of the first calls over all tasks: 0, 2, 12 (math) and 1 (facts).
   ranks = data["trigger_ranks"]["tools_on"]
   assert (ranks["trigger_rank_0"], ranks["trigger_rank_1"], ranks["trigger_rank_2"],

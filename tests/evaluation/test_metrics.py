@@ -145,6 +145,8 @@ def test_tool_eval_metrics_accuracy_and_calls():
   assert m[metrics.ACCURACY] == pytest.approx(60.0)
   assert m[metrics.CALL_RATE] == pytest.approx(80.0)
   assert m[metrics.CALL_OK_RATE] == pytest.approx(40.0)
+  # the Calculator's 257 and QA's 257 hold the answer (QA's was not copied); the error does not
+  assert m[metrics.CALL_RESULT_RIGHT_RATE] == pytest.approx(40.0)
   assert m[metrics.call_rate_name("Calculator")] == pytest.approx(40.0)
   assert m[metrics.call_rate_name("QA")] == pytest.approx(20.0)
   assert m[metrics.call_rate_name(metrics.UNPARSED_TOOL)] == pytest.approx(20.0)
@@ -182,3 +184,20 @@ def test_postprocess_reads_answers_and_match_from_the_example():
   assert metrics.postprocess(" a prediction", example=example) == " a prediction"
   with pytest.raises(ValueError):
     metrics.postprocess("x", example={"targets": b"x"}, is_target=True)
+
+
+@pytest.mark.parametrize("result, answers, match, holds", [
+    ("257", ["257"], "number", True),
+    ("256.9999999", ["257"], "number", True),
+    ("1,250", ["1250"], "number", True),
+    ("Sunday, January 30, 2011.", ["2011"], "number", True),  # not its first number
+    ("Sunday, January 30, 2011.", ["2012"], "number", False),
+    ("Friday, January 27, 2023.", ["2023-01-27"], "date", True),
+    ("Today is Monday, January 30, 2023.", ["2023-01-27"], "date", False),
+    ("Friday, January 27, 2023.", ["Friday"], "weekday", True),
+    ("Friday, January 27, 2023.", ["Monday"], "weekday", False),
+    ("Paris is the capital of France", ["Paris"], "words:5", True),
+])
+def test_result_holds_answer(result, answers, match, holds):
+  assert metrics.result_holds_answer(result, answers, match) is holds
+

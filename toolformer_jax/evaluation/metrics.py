@@ -82,6 +82,9 @@ ACCURACY_WITH_CALL = "accuracy_with_call"  # % correct among examples that made 
 ACCURACY_WITHOUT_CALL = "accuracy_without_call"
 CALL_RATE = "call_rate"  # % of examples with at least one call started
 CALL_OK_RATE = "call_ok_rate"  # % of examples whose first call returned a result
+# % of examples whose first call returned a result that holds the answer (a right call,
+# whether or not the model then copied it)
+CALL_RESULT_RIGHT_RATE = "call_result_right_rate"
 TRIGGER_RANK_MEAN = "trigger_rank_mean"  # mean rank of " [" at the first call's trigger
 TRIGGER_PROB_MEAN = "trigger_prob_mean"  # mean p(" [") there
 PERPLEXITY = "perplexity"  # the held-out LM task's (toolformer_tasks.lm.perplexity)
@@ -293,6 +296,18 @@ def is_correct(prediction: str, answers: Sequence[str], match: str) -> bool:
   return predicted is not None and predicted in {a.strip().lower() for a in answers}
 
 
+def result_holds_answer(result: str, answers: Sequence[str], match: str) -> bool:
+  """Whether a tool's result holds the answer: `is_correct` of the result as an output, or
+  for a number answer any number in it ("Sunday, January 30, 2011." holds 2011)."""
+  if is_correct(result, answers, match):
+    return True
+  if parse_match(match)[0] != NUMBER:
+    return False
+  golds = [g for g in (parse_number(a) for a in answers) if g is not None]
+  values = [v for v in map(_number_from_match, _NUMBER_RE.finditer(result)) if v is not None]
+  return any(numbers_match(v, g) for v in values for g in golds)
+
+
 def check_answers(answers: Sequence[str], match: str) -> Optional[str]:
   """Why `answers` cannot be scored under `match` (None if they can)."""
   try:
@@ -320,6 +335,7 @@ class ExampleCall:
   status: Optional[str] = None  # a tools.STATUSES name or UNFINISHED
   trigger_rank: Optional[int] = None
   trigger_prob: Optional[float] = None
+  result: Optional[str] = None  # the tool's result written into the output, if any
 
 
 def _first(value: Any) -> Any:
@@ -339,7 +355,8 @@ def example_call(prediction: str, aux: Optional[Mapping[str, Any]]) -> ExampleCa
   status = tool_base.STATUSES[code] if 0 <= code < len(tool_base.STATUSES) else UNFINISHED
   rank = aux.get("call_trigger_rank")
   prob = aux.get("call_trigger_prob")
-  return ExampleCall(made=True, tool=tool, status=status,
+  result = spans[0].result if spans and status == tool_base.STATUS_OK else None
+  return ExampleCall(made=True, tool=tool, status=status, result=result,
                      trigger_rank=None if rank is None else int(_first(rank)),
                      trigger_prob=None if prob is None else float(_first(prob)))
 
@@ -385,6 +402,9 @@ def tool_eval_metrics(targets: Sequence[Mapping[str, Any]], predictions: Sequenc
       ACCURACY: _percent(correct),
       CALL_RATE: _percent(made),
       CALL_OK_RATE: _percent([c.status == tool_base.STATUS_OK for c in calls]),
+      CALL_RESULT_RIGHT_RATE: _percent([
+          c.result is not None and result_holds_answer(c.result, t["answers"], t["match"])
+          for c, t in zip(calls, targets)]),
       ACCURACY_WITH_CALL: _percent([ok for ok, m in zip(correct, made) if m]),
       ACCURACY_WITHOUT_CALL: _percent([ok for ok, m in zip(correct, made) if not m]),
   }

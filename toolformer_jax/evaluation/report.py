@@ -214,6 +214,7 @@ def summarize(runs: Sequence[Run]) -> Dict[str, Any]:
       per_task[source] = {
           "family": task.family, "call_rate": _finite(task.metrics[metrics.CALL_RATE]),
           "call_ok_rate": _finite(task.metrics.get(metrics.CALL_OK_RATE)),
+          "call_result_right_rate": _finite(task.metrics.get(metrics.CALL_RESULT_RIGHT_RATE)),
           "expected_tool": items_lib.EXPECTED_TOOL.get(task.family),
           "tools": tools,
           "accuracy_with_call": _finite(task.metrics.get(metrics.ACCURACY_WITH_CALL)),
@@ -304,11 +305,13 @@ def render_markdown(summary: Mapping[str, Any], images: Mapping[str, str]) -> st
     used = sorted({t for c in per.values() for t, v in c["tools"].items() if v > 0})
     if not used:
       continue
-    out += ["", f"First call's tool, run `{r}` (% of examples; accuracy with / without a call):", ""]
-    out += _table(["task"] + used + ["ok", "acc. with call", "acc. without"],
+    out += ["", f"First call's tool, run `{r}` (% of examples; ok: it returned a result; right "
+            "result: the result holds the answer; accuracy with / without a call):", ""]
+    out += _table(["task"] + used + ["ok", "right result", "acc. with call", "acc. without"],
                   [[f"`{s}`"] + [_fmt(c["tools"].get(t)) for t in used]
-                   + [_fmt(c["call_ok_rate"]), _fmt(c["accuracy_with_call"]),
-                      _fmt(c["accuracy_without_call"])] for s, c in per.items()])
+                   + [_fmt(c["call_ok_rate"]), _fmt(c["call_result_right_rate"]),
+                      _fmt(c["accuracy_with_call"]), _fmt(c["accuracy_without_call"])]
+                   for s, c in per.items()])
   if "call_rates" in images:
     out += ["", f"![call rates]({images['call_rates']})"]
   out += ["", "## \" [\" rank at the trigger", "",
