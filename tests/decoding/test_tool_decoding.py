@@ -312,6 +312,25 @@ def test_a_calling_row_does_not_change_the_others(network, executor):
       np.testing.assert_array_equal(tokens[other], quiet[other])
 
 
+def test_each_call_gets_the_text_before_it_as_context(network):
+  """The engine receives, per call, the prompt and the output before the call's " [" (the
+  Calendar reads a date stated there)."""
+  seen = []
+
+  class Recorder(calculator.Calculator):
+    def __call__(self, args, context=None):
+      seen.append(dict(context or {}))
+      return super().__call__(args, context)
+
+  lengths = prompt_lengths(features())
+  with engine.ToolExecutor({"Calculator": Recorder()}, cache_size=0) as ex:
+    _, tokens, aux = _forced_run(network, ex, [[-1], [int(lengths[1]) + 3]])
+  assert int(aux["call_count"][1]) == 1 and len(seen) == 1
+  before = text_of(tokens[1]).split(" [Calculator(")[0]
+  assert set(seen[0]) == {tool_base.CONTEXT_TEXT}
+  assert seen[0][tool_base.CONTEXT_TEXT].endswith(PROMPTS[1] + before), seen
+
+
 def test_rows_calling_in_the_same_step_go_to_the_engine_together(network):
   seen = []
 

@@ -119,3 +119,32 @@ def test_every_day_of_a_leap_year_matches_the_standard_library():
 def test_date_from_url_rejects_non_strings():
   assert calendar.date_from_url(None) is None
   assert calendar.date_from_url(12345) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Question: Today is Friday, May 5, 2017. What day", datetime.date(2017, 5, 5)),
+    ("It is May 5, 2017, and", datetime.date(2017, 5, 5)),
+    ("it is friday may 5 2017", datetime.date(2017, 5, 5)),
+    ("Today's date is Saturday, the March 4, 2000.", datetime.date(2000, 3, 4)),
+    ("Today is Friday, May 5, 2017. Later: the date is June 1, 2018.",
+     datetime.date(2018, 6, 1)),  # the last statement before the call
+    ("Today is Monday, February 30, 2017.", None),  # no such day
+    ("On Monday, July 4, 1776 the declaration", None),  # a date, not stated as today
+    ("Today is Friday.", None),
+    (None, None),
+    (12345, None),
+])
+def test_date_from_text(text, expected):
+  assert calendar.date_from_text(text) == expected
+
+
+def test_a_date_the_text_states_is_today_after_fields_and_urls():
+  tool = Calendar()
+  stated = {"text": "Today is Friday, May 5, 2017. What day of the week was it 3 days ago?"}
+  assert tool("", stated) == "Today is Friday, May 5, 2017."
+  assert tool("3 days ago", stated) == "Tuesday, May 2, 2017."
+  assert tool("", dict(stated, date="2020-01-01")) == "Today is Wednesday, January 1, 2020."
+  assert tool("", dict(stated, url="https://x.org/2010/10/10/a")) == (
+      "Today is Sunday, October 10, 2010.")
+  assert Calendar(use_text=False)("", stated) == "Today is Monday, January 30, 2023."
+  assert tool.cache_key("", stated) != tool.cache_key("", {"text": "It is May 6, 2017."})

@@ -147,7 +147,8 @@ _OFFSET_QUESTIONS = {
 
 def dated_offset_qa_document(index: int) -> corpora.Document:
   """A question about the day some days, weeks or years before or after the record's date
-  (Calendar's today), answered with that day's weekday, date or year."""
+  (Calendar's today; a third state it first), answered with that day's weekday, date or
+  year."""
   r = _rng("dated_offset_qa", index)
   today = datetime.date(2015, 1, 1) + datetime.timedelta(days=r.randint(0, 365 * 12))
   unit, asked = r.choice(sorted(_OFFSET_QUESTIONS))
@@ -160,6 +161,9 @@ def dated_offset_qa_document(index: int) -> corpora.Document:
   span = f"{said} {unit}{'' if count == 1 else 's'} {'ago' if past else 'from now'}"
   template = _OFFSET_QUESTIONS[(unit, asked)][(0 if past else 2) + r.randrange(2)]
   question = template.format(span=span, Span=span[0].upper() + span[1:])
+  if r.random() < 1 / 3:  # the day stated first, as a prompt may (Calendar reads it too)
+    question = (f"It is {_WEEKDAYS[today.weekday()]}, {_MONTHS[today.month - 1]} {today.day}, "
+                f"{today.year}. {question}")
   answer = {"weekday": _WEEKDAYS[day.weekday()], "year": str(year),
             "date": f"{_MONTHS[day.month - 1]} {day.day}, {day.year}"}[asked]
   return corpora.Document(id=f"dated_offset_qa-{VERSION}-{index:06d}",

@@ -28,6 +28,7 @@ from toolformer_jax.annotate import filter as filter_lib
 from toolformer_jax.annotate import heuristics
 from toolformer_jax.annotate import sampling
 from toolformer_jax.annotate import schema
+from toolformer_jax.tools import base as tool_base
 from toolformer_jax.tools import format as call_format
 
 MANIFEST_VERSION = 1
@@ -197,9 +198,13 @@ class Annotator:
               continue
             seen.add(key)
             proposals.append((k, s))
-        results = self.executor.execute_batch(
-            [s.call for _, s in proposals],
-            [{"date": docs[k].date} if docs[k].date else None for k, _ in proposals])
+        # A call's context: the record's date (when it has one) and the text before it.
+        contexts = []
+        for k, s in proposals:
+          before = docs[k].text[:_char_position(vocabulary, ids[k], s.token_position)]
+          contexts.append({tool_base.CONTEXT_TEXT: before,
+                           **({"date": docs[k].date} if docs[k].date else {})})
+        results = self.executor.execute_batch([s.call for _, s in proposals], contexts)
         t3 = time.perf_counter()
         filter_candidates, rows = [], []
         for (k, s), result in zip(proposals, results):

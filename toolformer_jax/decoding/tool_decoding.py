@@ -650,7 +650,11 @@ class ToolSampler:
       if runnable:
         if self.executor is None:
           raise RuntimeError("ToolSampler has no executor")
-        results = self.executor.execute_batch([texts[b].strip() for b in runnable])
+        # Each call's context: the text before it (prompt and output so far; the Calendar
+        # reads a date stated there as today).
+        contexts = [{tool_base.CONTEXT_TEXT: self.vocabulary.decode(
+            [int(t) for t in sequences[b, :call_start[b]]])} for b in runnable]
+        results = self.executor.execute_batch([texts[b].strip() for b in runnable], contexts)
         for b, result in zip(runnable, results):
           status[b] = STATUS_CODES.get(result.status, STATUS_CODES[tool_base.STATUS_ERROR])
           texts[b] = self._completion(result.status, result.text)

@@ -5,9 +5,12 @@
   dates_calendar_v1  the paper's setting: the prompt does not say what day it is; only
                      the Calendar tool knows. Today is the Calendar's fallback date
                      (`toolformer_jax.tools.calendar.DEFAULT_FALLBACK_DATE`, what tool
-                     decoding's Calendar returns: no document date is passed to it); a run
-                     that binds another `Calendar.fallback_date` must pass the same
-                     `today` to the task.
+                     decoding's Calendar returns: no document date is passed to it and the
+                     prompt states none); a run that binds another `Calendar.fallback_date`
+                     must pass the same `today` to the task.
+
+On dates_given_v1 the Calendar reads the stated date from the text before the call (its
+`use_text`), so a call such as Calendar(3 days ago) is answered relative to that day.
 
 Questions and their matches: the weekday some days ago / ahead (`weekday`), the date some
 days or weeks ago / ahead (`date`: exact), the number of days until a date and the year

@@ -18,7 +18,11 @@ STATUS_TIMEOUT = "timeout"
 STATUS_REFUSED = "refused"
 STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_TIMEOUT, STATUS_REFUSED)
 
+# What a call knows of its document: record fields (Calendar reads `date`, `url`, ...) and,
+# under CONTEXT_TEXT, the text before the call (annotation: the document's; tool decoding:
+# the prompt and what the model wrote before the call).
 Context = Optional[Mapping[str, Any]]
+CONTEXT_TEXT = "text"
 
 
 class ToolError(Exception):

@@ -10,7 +10,10 @@ steps keep the day of the month where it exists, else the month's last day.
 The date comes from the call's context, in this order: a date field of the document
 (`date`, `date_download` as in CCNet, `timestamp`, `published`; a `datetime.date`,
 `datetime.datetime` or ISO-8601 string), else a date in the document's URL (the paper's
-choice for CCNet: `/2023/01/30/`, `2023-01-30`, `20230130`, ...), else the configured
+choice for CCNet: `/2023/01/30/`, `2023-01-30`, `20230130`, ...), else the last date the
+text before the call states as today (context `text`, `base.CONTEXT_TEXT`: "Today is Friday, May 5, 2017.",
+"It is May 5, 2017", "The date is ...", "Today's date is ..."; beyond the paper, so that a
+prompt that says what day it is gets answers relative to that day), else the configured
 `fallback_date`. Deterministic: never reads the clock. Names are English regardless of
 the process locale.
 """
@@ -46,6 +49,11 @@ _OFFSET_RE = re.compile(
     r"(?:\s+(?P<direction>" + "|".join(w.replace(" ", r"\s+") for w in _PAST + _FUTURE)
     + r"))?")
 _TODAY_WORDS = ("", "today", "now")
+_STATED_DATE_RE = re.compile(
+    r"\b(?:today is|it is|the date is|today's date is)\s+(?:(?:" + "|".join(_WEEKDAYS)
+    + r"),?\s+)?(?:the\s+)?(" + "|".join(_MONTHS) + r")\s+([0-3]?[0-9]),?\s+([0-9]{4})\b",
+    re.IGNORECASE)
+_TEXT_TAIL_CHARS = 4096  # only the end of a long text is searched
 MAX_OFFSET_DAYS = 200 * 366
 
 DEFAULT_DATE_FIELDS = ("date", "date_download", "timestamp", "published")
@@ -85,6 +93,17 @@ def date_from_url(url: str) -> Optional[datetime.date]:
       if date is not None:
         return date
   return None
+
+
+def date_from_text(text: Any) -> Optional[datetime.date]:
+  """The last valid date `text` states as today ("Today is Friday, May 5, 2017"), or None."""
+  if not isinstance(text, str):
+    return None
+  found = None
+  for m in _STATED_DATE_RE.finditer(text[-_TEXT_TAIL_CHARS:]):
+    month = [n.lower() for n in _MONTHS].index(m.group(1).lower()) + 1
+    found = _make_date(m.group(3), str(month), m.group(2)) or found
+  return found
 
 
 def parse_offset(args: str) -> Tuple[int, str]:
@@ -153,10 +172,13 @@ class Calendar(base.Tool):
   max_args_chars = 64
 
   def __init__(self, fallback_date: Optional[str] = DEFAULT_FALLBACK_DATE,
-               date_fields: Sequence[str] = DEFAULT_DATE_FIELDS, use_url: bool = True):
-    """fallback_date: ISO date used when the document has none (None: an error result)."""
+               date_fields: Sequence[str] = DEFAULT_DATE_FIELDS, use_url: bool = True,
+               use_text: bool = True):
+    """fallback_date: ISO date used when the document has none (None: an error result);
+    use_text: read a date the text before the call states as today."""
     self.date_fields = tuple(date_fields)
     self.use_url = use_url
+    self.use_text = use_text
     self.fallback_date = None
     if fallback_date is not None:
       self.fallback_date = parse_date_value(fallback_date)
@@ -173,6 +195,10 @@ class Calendar(base.Tool):
             return date
       if self.use_url:
         date = date_from_url(context.get("url"))
+        if date is not None:
+          return date
+      if self.use_text:
+        date = date_from_text(context.get(base.CONTEXT_TEXT))
         if date is not None:
           return date
     return self.fallback_date
