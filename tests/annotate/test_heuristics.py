@@ -253,8 +253,10 @@ def test_select_config_empty_input_and_unknown_tool():
     ("date", " Monday, May 3", True),
     ("date", " December", True),
     ("date", " 2019.", True),
-    ("date", " 20190", False),  # not a year
-    ("date", " 19", False),
+    ("date", " 20190 km", False),  # not a year
+    ("date", " 19 people", False),
+    ("date", " 95", True),  # a number that ends the text: an answer such as a count of days
+    ("date", " 95 \n", True),
     ("date", " Mondays", False),
     ("date", " Mon", False),
     ("date", "", False),

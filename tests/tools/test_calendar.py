@@ -148,3 +148,30 @@ def test_a_date_the_text_states_is_today_after_fields_and_urls():
       "Today is Sunday, October 10, 2010.")
   assert Calendar(use_text=False)("", stated) == "Today is Monday, January 30, 2023."
   assert tool.cache_key("", stated) != tool.cache_key("", {"text": "It is May 6, 2017."})
+
+
+@pytest.mark.parametrize("args, expected", [
+    ("May 5, 2023", "Friday, May 5, 2023 is 95 days from today."),
+    ("Friday, May 5, 2023.", "Friday, May 5, 2023 is 95 days from today."),
+    ("5 May 2023", "Friday, May 5, 2023 is 95 days from today."),
+    ("2023-05-05", "Friday, May 5, 2023 is 95 days from today."),
+    ("january 31st, 2023", "Tuesday, January 31, 2023 is 1 day from today."),
+    ("January 30, 2023", "Monday, January 30, 2023 is today."),
+    ("December 25, 2022", "Sunday, December 25, 2022 was 36 days ago."),
+])
+def test_a_date_argument_gives_its_distance_from_today(args, expected):
+  assert Calendar()(args) == expected
+
+
+def test_date_distances_agree_with_the_standard_library():
+  tool, today = Calendar(), datetime.date(2023, 1, 30)
+  for n in range(2, 400, 9):
+    day = today + datetime.timedelta(days=n)
+    assert tool(f"{day:%B} {day.day}, {day.year}") == (
+        f"{day:%A}, {day:%B} {day.day}, {day.year} is {n} days from today.")
+
+
+@pytest.mark.parametrize("args", ["February 30, 2023", "2023-13-01"])
+def test_impossible_dates_are_tool_errors(args):
+  with pytest.raises(base.ToolError, match="no such day"):
+    Calendar()(args)

@@ -147,11 +147,18 @@ _OFFSET_QUESTIONS = {
 
 def dated_offset_qa_document(index: int) -> corpora.Document:
   """A question about the day some days, weeks or years before or after the record's date
-  (Calendar's today; a third state it first), answered with that day's weekday, date or
-  year."""
+  (Calendar's today), answered with that day's weekday, date or year, or about the days
+  from today until a date."""
   r = _rng("dated_offset_qa", index)
   today = datetime.date(2015, 1, 1) + datetime.timedelta(days=r.randint(0, 365 * 12))
-  unit, asked = r.choice(sorted(_OFFSET_QUESTIONS))
+  kinds = sorted(_OFFSET_QUESTIONS) + [("until", "days")]
+  unit, asked = kinds[r.randrange(len(kinds))]
+  if unit == "until":  # the days from today to a date, answered by Calendar(<date>)
+    day = today + datetime.timedelta(days=r.randint(2, 400))
+    said = f"{_MONTHS[day.month - 1]} {day.day}, {day.year}"
+    question = r.choice((f"How many days remain until {said}?",
+                         f"{said} is how many days away?"))
+    return _offset_document(index, today, question, str((day - today).days))
   count = {"day": r.randint(1, 100), "week": r.randint(1, 10), "year": r.randint(2, 60)}[unit]
   past = r.random() < 0.5
   sign = -1 if past else 1
@@ -161,11 +168,15 @@ def dated_offset_qa_document(index: int) -> corpora.Document:
   span = f"{said} {unit}{'' if count == 1 else 's'} {'ago' if past else 'from now'}"
   template = _OFFSET_QUESTIONS[(unit, asked)][(0 if past else 2) + r.randrange(2)]
   question = template.format(span=span, Span=span[0].upper() + span[1:])
-  if r.random() < 1 / 3:  # the day stated first, as a prompt may (Calendar reads it too)
-    question = (f"It is {_WEEKDAYS[today.weekday()]}, {_MONTHS[today.month - 1]} {today.day}, "
-                f"{today.year}. {question}")
   answer = {"weekday": _WEEKDAYS[day.weekday()], "year": str(year),
             "date": f"{_MONTHS[day.month - 1]} {day.day}, {day.year}"}[asked]
+  return _offset_document(index, today, question, answer)
+
+
+def _offset_document(index: int, today: datetime.date, question: str, answer: str
+                     ) -> corpora.Document:
+  # The day is not stated in the text: a stated "Monday, May 4, 2015" draws calls whose
+  # result shares its words (measured: wrong calls there gained L- - L+ of 1.5-2.3).
   return corpora.Document(id=f"dated_offset_qa-{VERSION}-{index:06d}",
                           text=f"Question: {question}\nAnswer: {answer}",
                           date=today.isoformat(), language="en")

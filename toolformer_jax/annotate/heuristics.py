@@ -21,8 +21,8 @@ prompt is run on. Every rule is a small pure function of a document; `select` co
 Position rules (an extension; the paper samples positions by p(" [") alone): a tool's
 `position_rule` (pipeline.ToolSettings) limits the positions a call may be sampled at to
 those whose following text begins, after spaces, with what the tool's result can stand
-for: "number" (a digit, optionally signed: Calculator) or "date" (a weekday, a month or a
-four-digit year: Calendar). A small model ranks positions poorly (p(" [") of 0.01-0.1 at
+for: "number" (a digit, optionally signed: Calculator) or "date" (a weekday, a month, a
+four-digit year, or a number that ends the text, such as a count of days: Calendar). A small model ranks positions poorly (p(" [") of 0.01-0.1 at
 most positions of a short document); the rule spends its k positions where a result helps.
 """
 
@@ -176,7 +176,8 @@ _WEEKDAY_MONTH = ("Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Janu
                   "November|December")
 POSITION_RULES: Dict[str, "re.Pattern[str]"] = {
     "number": re.compile(r"\s*[-\u2212]?\d"),
-    "date": re.compile(rf"\s*(?:(?:{_WEEKDAY_MONTH})\b|\d{{4}}\b)"),
+    # ... or a number that ends the text (an answer: the days until a date)
+    "date": re.compile(rf"\s*(?:(?:{_WEEKDAY_MONTH})\b|\d{{4}}\b|\d+\s*$)"),
 }
 
 

@@ -5,7 +5,9 @@ January 27, 2023.`, `Calendar(2 weeks from now)`, `Calendar(+1 month)`, `Calenda
 ago)`; a count in digits or words (one to twelve, "a"), a unit (day, week, month, year) and
 a direction (a sign, or ago / before / earlier / back, from now / from today / later /
 ahead / after / hence, or a leading "in"). `Calendar(today)` is `Calendar()`. Month and year
-steps keep the day of the month where it exists, else the month's last day.
+steps keep the day of the month where it exists, else the month's last day. A date as the
+argument gives its distance from today: `Calendar(May 5, 2023)` -> `Friday, May 5, 2023 is
+95 days from today.` (also `2023-05-05`, `5 May 2023`).
 
 The date comes from the call's context, in this order: a date field of the document
 (`date`, `date_download` as in CCNet, `timestamp`, `published`; a `datetime.date`,
@@ -54,6 +56,14 @@ _STATED_DATE_RE = re.compile(
     + r"),?\s+)?(?:the\s+)?(" + "|".join(_MONTHS) + r")\s+([0-3]?[0-9]),?\s+([0-9]{4})\b",
     re.IGNORECASE)
 _TEXT_TAIL_CHARS = 4096  # only the end of a long text is searched
+_MONTH_ALT = "|".join(_MONTHS)
+_ARGUMENT_DATE_RES = (  # a date as the whole argument: (month, day, year) groups by name
+    re.compile(rf"(?:(?:{'|'.join(_WEEKDAYS)}),?\s+)?(?P<month>{_MONTH_ALT})\s+"
+               r"(?P<day>[0-3]?[0-9])(?:st|nd|rd|th)?,?\s+(?P<year>[0-9]{4})", re.IGNORECASE),
+    re.compile(rf"(?P<day>[0-3]?[0-9])\s+(?P<month>{_MONTH_ALT}),?\s+(?P<year>[0-9]{{4}})",
+               re.IGNORECASE),
+    re.compile(r"(?P<year>[0-9]{4})-(?P<month>[01]?[0-9])-(?P<day>[0-3]?[0-9])"),
+)
 MAX_OFFSET_DAYS = 200 * 366
 
 DEFAULT_DATE_FIELDS = ("date", "date_download", "timestamp", "published")
@@ -106,6 +116,33 @@ def date_from_text(text: Any) -> Optional[datetime.date]:
   return found
 
 
+def parse_argument_date(args: str) -> Optional[datetime.date]:
+  """The date an argument names as a whole ('May 5, 2023', '5 May 2023', '2023-05-05'), or
+  None when it names none (an offset, say)."""
+  text = " ".join(args.strip().rstrip(".").split())
+  for pattern in _ARGUMENT_DATE_RES:
+    m = pattern.fullmatch(text)
+    if m:
+      month = m.group("month")
+      if not month.isdigit():
+        month = str([n.lower() for n in _MONTHS].index(month.lower()) + 1)
+      date = _make_date(m.group("year"), month, m.group("day"))
+      if date is None:
+        raise base.ToolError(f"no such day: {text[:40]!r}")
+      return date
+  return None
+
+
+def distance_text(day: datetime.date, today: datetime.date) -> str:
+  """'Friday, May 5, 2023 is 95 days from today.' (or '... was 3 days ago.', '... is today.')"""
+  name = f"{_WEEKDAYS[day.weekday()]}, {_MONTHS[day.month - 1]} {day.day}, {day.year}"
+  days = (day - today).days
+  if days == 0:
+    return f"{name} is today."
+  unit = "day" if abs(days) == 1 else "days"
+  return f"{name} is {days} {unit} from today." if days > 0 else f"{name} was {-days} {unit} ago."
+
+
 def parse_offset(args: str) -> Tuple[int, str]:
   """`(signed count, unit)` of an offset argument ('3 days ago' -> (-3, 'day')); (0, 'day')
   for no argument, 'today' or 'now'. Raises ToolError on anything else."""
@@ -115,8 +152,8 @@ def parse_offset(args: str) -> Tuple[int, str]:
   m = _OFFSET_RE.fullmatch(text)
   if m is None:
     raise base.ToolError(
-        f"Calendar takes no argument or an offset such as '3 days ago' or '2 weeks from "
-        f"now', got {args[:40]!r}")
+        f"Calendar takes no argument, an offset such as '3 days ago' or '2 weeks from "
+        f"now', or a date such as 'May 5, 2023', got {args[:40]!r}")
   count_text = m.group("count")
   count = int(count_text) if count_text.isdigit() else _COUNT_WORDS.get(count_text)
   if count is None:
@@ -167,8 +204,9 @@ class Calendar(base.Tool):
 
   name = "Calendar"
   example = "Calendar()"
-  description = ("the document's date, as 'Today is <Weekday>, <Month> <d>, <yyyy>.', or "
-                 "the day an offset away: Calendar(3 days ago)")
+  description = ("the document's date, as 'Today is <Weekday>, <Month> <d>, <yyyy>.', the "
+                 "day an offset away (Calendar(3 days ago)) or a date's distance from today "
+                 "(Calendar(May 5, 2023))")
   max_args_chars = 64
 
   def __init__(self, fallback_date: Optional[str] = DEFAULT_FALLBACK_DATE,
@@ -207,10 +245,13 @@ class Calendar(base.Tool):
     return (args, self.document_date(context))
 
   def __call__(self, args: str, context: base.Context = None) -> str:
-    count, unit = parse_offset(args)
+    named = parse_argument_date(args)
+    count, unit = (0, "day") if named is not None else parse_offset(args)
     date = self.document_date(context)
     if date is None:
       raise base.ToolError("the document has no date and no fallback date is configured")
+    if named is not None:
+      return distance_text(named, date)
     if count == 0:
       return render_date(date)
     day = shift_date(date, count, unit)
