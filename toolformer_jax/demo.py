@@ -93,14 +93,16 @@ SIZES: Dict[str, DemoSize] = {
                                     "dates", "lm"),
                         eval_examples=24, eval_targets_length=32, eval_inputs_length=128,
                         base_few_shot=False),
-    # Estimated from the default run's per-unit costs (annotation ~6.5 s per document,
-    # ~8.3 s per training step, ~1.5 min per eval task of 24-40 items): ~1 h 45 min.
+    # Measured at an earlier version of this row (0 offset documents, 60 dated_qa, WikiSearch
+    # and QA 2 samples, base also few-shot): annotation 1785 s, each fine-tune ~1130 s, an
+    # eval run 417 s tools off; the base few-shot run with tools took over 1400 s (partly
+    # beside other jobs), so it is off here (the tiny size keeps it): ~1 h 40 min estimated.
     "full": DemoSize(wikipedia_docs=24, arithmetic_docs=32, dated_docs=8,
                      arithmetic_qa_docs=120, dated_qa_docs=10, dated_offset_qa_docs=90,
                      tools=ALL_TOOLS, top_k_positions=2, calls_per_position=4, train_steps=100,
                      batch_size=8, train_length=128, learning_rate=1e-4, lm_fraction=0.5,
                      eval_tasks=("math", "dates", "lm"), eval_examples=40,
-                     eval_targets_length=32, eval_inputs_length=256, base_few_shot=True),
+                     eval_targets_length=32, eval_inputs_length=256, base_few_shot=False),
 }
 
 # Per-tool annotation settings besides the size's k and m (a size's tau_f overrides these):
