@@ -181,7 +181,7 @@ class Annotator:
         t2 = time.perf_counter()
         tc["positions"] += sum(len(p) for p in positions)
         # Dedupe, parse, execute.
-        proposals = []  # (doc k, sampled call)
+        proposals = []  # (doc k, sampled call, char position of the call in the text)
         for k, calls in enumerate(sampled):
           seen = set()
           for s in calls:
@@ -197,17 +197,15 @@ class Annotator:
               tc["duplicates"] += 1
               continue
             seen.add(key)
-            proposals.append((k, s))
+            proposals.append((k, s, _char_position(vocabulary, ids[k], s.token_position)))
         # A call's context: the record's date (when it has one) and the text before it.
-        contexts = []
-        for k, s in proposals:
-          before = docs[k].text[:_char_position(vocabulary, ids[k], s.token_position)]
-          contexts.append({tool_base.CONTEXT_TEXT: before,
-                           **({"date": docs[k].date} if docs[k].date else {})})
-        results = self.executor.execute_batch([s.call for _, s in proposals], contexts)
+        contexts = [{tool_base.CONTEXT_TEXT: docs[k].text[:char],
+                     **({"date": docs[k].date} if docs[k].date else {})}
+                    for k, _, char in proposals]
+        results = self.executor.execute_batch([s.call for _, s, _ in proposals], contexts)
         t3 = time.perf_counter()
         filter_candidates, rows = [], []
-        for (k, s), result in zip(proposals, results):
+        for (k, s, char), result in zip(proposals, results):
           if not result.ok:
             tc["tool_" + result.status] += 1
             refused = tc.setdefault(schema.REFUSED_CALLS_KEY, [])
@@ -220,18 +218,19 @@ class Annotator:
           filter_candidates.append(filter_lib.Candidate(
               doc=k, token_position=s.token_position, prefix_call=z_call,
               prefix_call_result=z_result))
-          rows.append((k, s, result))
+          rows.append((k, s, char, result))
         scores = self.scorer.score(dict(enumerate(ids)), filter_candidates)
         t4 = time.perf_counter()
         inline = self._inline_scores(dict(enumerate(ids)), filter_candidates)
         t5 = time.perf_counter()
-        for n, ((k, s, result), c, score) in enumerate(zip(rows, filter_candidates, scores)):
+        for n, ((k, s, char, result), c, score) in enumerate(
+            zip(rows, filter_candidates, scores)):
           tc["scored"] += 1
           tc["kept"] += int(score.kept)
           candidates_out.append({
               "doc_id": docs[k].id, "tool": tool, "call": str(s.call),
               "result": call_format.clean_result(result.text),
-              "char_position": _char_position(vocabulary, ids[k], s.token_position),
+              "char_position": char,
               "token_position": s.token_position, "prefix_call": c.prefix_call,
               "prefix_call_result": c.prefix_call_result,
               "loss_empty": score.loss_empty, "loss_call": score.loss_call,

@@ -57,6 +57,7 @@ _STATED_DATE_RE = re.compile(
     re.IGNORECASE)
 _TEXT_TAIL_CHARS = 4096  # only the end of a long text is searched
 _MONTH_ALT = "|".join(_MONTHS)
+_MONTH_NUMBERS = {name.lower(): number for number, name in enumerate(_MONTHS, 1)}
 _ARGUMENT_DATE_RES = (  # a date as the whole argument: (month, day, year) groups by name
     re.compile(rf"(?:(?:{'|'.join(_WEEKDAYS)}),?\s+)?(?P<month>{_MONTH_ALT})\s+"
                r"(?P<day>[0-3]?[0-9])(?:st|nd|rd|th)?,?\s+(?P<year>[0-9]{4})", re.IGNORECASE),
@@ -111,7 +112,7 @@ def date_from_text(text: Any) -> Optional[datetime.date]:
     return None
   found = None
   for m in _STATED_DATE_RE.finditer(text[-_TEXT_TAIL_CHARS:]):
-    month = [n.lower() for n in _MONTHS].index(m.group(1).lower()) + 1
+    month = _MONTH_NUMBERS[m.group(1).lower()]
     found = _make_date(m.group(3), str(month), m.group(2)) or found
   return found
 
@@ -125,7 +126,7 @@ def parse_argument_date(args: str) -> Optional[datetime.date]:
     if m:
       month = m.group("month")
       if not month.isdigit():
-        month = str([n.lower() for n in _MONTHS].index(month.lower()) + 1)
+        month = str(_MONTH_NUMBERS[month.lower()])
       date = _make_date(m.group("year"), month, m.group("day"))
       if date is None:
         raise base.ToolError(f"no such day: {text[:40]!r}")
