@@ -231,7 +231,8 @@ def test_two_processes_write_what_one_process_writes(reference, checkpoint, tmp_
 
 def test_position_rules_and_forced_tool_names(checkpoint, tmp_path):
   """Calculator positions only before numbers, Calendar's before a weekday, month or year,
-  and forced sampling writes each call's tool name."""
+  forced sampling writes each call's tool name, and WikiSearch's max_documents runs it on
+  the first 2 documents."""
   from toolformer_jax.annotate import generators
   from toolformer_jax.annotate import heuristics
   docs = list(generators.generate("arithmetic_qa", 4)) + list(generators.generate("dated", 4))
@@ -241,12 +242,14 @@ def test_position_rules_and_forced_tool_names(checkpoint, tmp_path):
   out = tmp_path / "out"
   command = _command(checkpoint, str(corpus), out)
   command = [a for a in command if not a.startswith(("--gin.TOOLS", "--gin.driver.run.tool_"))]
-  command += ["--gin.TOOLS=['Calculator', 'Calendar']",
+  command += ["--gin.TOOLS=['Calculator', 'Calendar', 'WikiSearch']",
               "--gin.driver.run.tool_overrides={"
               "'Calculator': {'tau_s': 0.0, 'top_k_positions': 3, 'calls_per_position': 2, "
               "'tau_f': -100.0, 'position_rule': 'number'}, "
               "'Calendar': {'tau_s': 0.0, 'top_k_positions': 3, 'calls_per_position': 2, "
-              "'tau_f': -100.0, 'position_rule': 'date'}}"]
+              "'tau_f': -100.0, 'position_rule': 'date'}, "
+              "'WikiSearch': {'tau_s': 0.0, 'top_k_positions': 3, 'calls_per_position': 4, "
+              "'tau_f': -100.0, 'max_documents': 2}}"]
   _run(command)
   with gzip.open(out / "candidates-00000-of-00001.jsonl.gz", "rt") as f:
     candidates = [json.loads(line) for line in f]
@@ -262,6 +265,11 @@ def test_position_rules_and_forced_tool_names(checkpoint, tmp_path):
     refused = report["tools"][tool]["refused_calls"]  # the first ones, with their messages
     assert len(refused) == min(schema.REFUSED_CALLS, funnels[tool]["tool_errors"]), refused
     assert all(r["call"].startswith(f"{tool}(") and r["message"] for r in refused)
+  wiki = report["tools"]["WikiSearch"]["funnel"]  # every document selected, 2 run
+  assert wiki["heuristic_kept"] == len(docs) and wiki["over_max_documents"] == len(docs) - 2
+  assert funnels["Calculator"]["over_max_documents"] == 0
+  wiki_docs = {c["doc_id"] for c in candidates if c["tool"] == "WikiSearch"}
+  assert wiki_docs and wiki_docs <= {docs[0].id, docs[1].id}, (wiki_docs, dict(wiki))
   for tool, rule in (("Calculator", "number"), ("Calendar", "date")):
     for c in by_tool[tool]:
       suffix = texts[c["doc_id"]][c["char_position"]:]
@@ -271,3 +279,7 @@ def test_position_rules_and_forced_tool_names(checkpoint, tmp_path):
   result = subprocess.run(bad, cwd=REPO, env=_env(), capture_output=True, text=True,
                           timeout=300, check=False)
   assert result.returncode != 0 and "unknown position_rule 'digits'" in result.stderr
+  bad = [a.replace("'max_documents': 2", "'max_documents': 0") for a in command]
+  result = subprocess.run(bad, cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=300, check=False)
+  assert result.returncode != 0 and "max_documents must be an int >= 1" in result.stderr

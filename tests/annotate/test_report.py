@@ -178,7 +178,8 @@ def test_json_numbers(written):
   assert p["kept"]["n"] == 3 and p["rejected"]["n"] == 3 and p["missing"] == 0
   assert p["kept"]["median"] == pytest.approx(0.03)
   assert p["rejected"]["median"] == pytest.approx(0.005)
-  assert calc["funnel"] == {"heuristic_seen": 4, "heuristic_kept": 3, "positions": 8,
+  assert calc["funnel"] == {"heuristic_seen": 4, "heuristic_kept": 3,
+                            "over_max_documents": 0, "positions": 8,
                             "sampled": 18, "unparsable": 4, "other_tool": 2,
                             "duplicates": 4, "tool_errors": 2, "scored": 6, "kept": 3}
   assert calc["tool_errors"] == {"error": 2}

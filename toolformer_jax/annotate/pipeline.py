@@ -44,8 +44,16 @@ class ToolSettings:
   # heuristics.POSITION_RULES name (e.g. "number"): calls only where the following text
   # starts with what the result can stand for; None: the paper's any position.
   position_rule: Optional[str] = None
+  # At most this many of the documents the tool's heuristic selects, per shard, in corpus
+  # order (a time budget for tools that run on every document); None: all of them.
+  max_documents: Optional[int] = None
 
   def __post_init__(self):
+    if self.max_documents is not None and (
+        not isinstance(self.max_documents, int) or isinstance(self.max_documents, bool)
+        or self.max_documents < 1):
+      raise ValueError(f"max_documents must be an int >= 1 or None, got "
+                       f"{self.max_documents!r}")
     if self.position_rule is not None and self.position_rule not in heuristics.POSITION_RULES:
       raise ValueError(f"unknown position_rule {self.position_rule!r}; known: "
                        f"{sorted(heuristics.POSITION_RULES)}")
@@ -150,6 +158,10 @@ class Annotator:
       tc = collections.Counter()
       selected, hcounts = heuristics.select(tool, documents, self.heuristics_config)
       tc.update({"heuristic_" + k: v for k, v in hcounts.items()})
+      cap = self.settings[tool].max_documents
+      if cap is not None and len(selected) > cap:
+        tc["over_max_documents"] = len(selected) - cap
+        selected = selected[:cap]
       self.sampler.config = self._tool_sampler_config(tool)
       self.scorer.config = dataclasses.replace(self.scorer.config,
                                                tau_f=self.settings[tool].tau_f)
