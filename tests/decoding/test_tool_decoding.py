@@ -312,6 +312,7 @@ def test_a_calling_row_does_not_change_the_others(network, executor):
       np.testing.assert_array_equal(tokens[other], quiet[other])
 
 
+@pytest.mark.slow  # ~45 s on 2 cores: its recording executor compiles its own decode loop
 def test_each_call_gets_the_text_before_it_as_context(network):
   """The engine receives, per call, the prompt and the output before the call's " [" (the
   Calendar reads a date stated there)."""
@@ -331,6 +332,7 @@ def test_each_call_gets_the_text_before_it_as_context(network):
   assert seen[0][tool_base.CONTEXT_TEXT].endswith(PROMPTS[1] + before), seen
 
 
+@pytest.mark.slow  # as above: its own executor, its own compilation
 def test_rows_calling_in_the_same_step_go_to_the_engine_together(network):
   seen = []
 
