@@ -53,6 +53,29 @@ def test_unknown_size_rounds_and_stages_are_refused(tmp_path):
     demo.main(["--out_dir", str(tmp_path), "--stages", "annotate,nope"])
 
 
+def test_an_out_dir_holds_one_size(tmp_path, monkeypatch, capsys):
+  """A run of another size (or of an edited row) in an out dir is refused before any step
+  runs: its complete steps would otherwise be skipped as done."""
+  demo.Plan(str(tmp_path), "tiny", 1).claim_out_dir()
+  demo.Plan(str(tmp_path), "tiny", 2).claim_out_dir()  # more rounds: the same steps
+  with pytest.raises(ValueError, match="holds a demo of size 'tiny'"):
+    demo.Plan(str(tmp_path), "default", 1).claim_out_dir()
+  monkeypatch.setitem(demo.SIZES, "tiny", dataclasses.replace(demo.SIZES["tiny"],
+                                                              train_steps=3))
+  with pytest.raises(ValueError, match="train_steps=3"):
+    demo.Plan(str(tmp_path), "tiny", 1).claim_out_dir()
+  ran = []
+  monkeypatch.setattr(demo, "run_plan", lambda *a: ran.append(a) or {})
+  with pytest.raises(SystemExit):
+    demo.main(["--out_dir", str(tmp_path), "--size", "full"])
+  assert not ran and "holds a demo of size 'tiny'" in capsys.readouterr().err
+  monkeypatch.chdir(tmp_path)  # the default out dir names the size
+  assert demo.main(["--size", "full", "--stages", "report"]) == 0
+  assert ran[-1][0].out_dir == str(tmp_path / "out" / "demo_full")
+  assert demo.main(["--stages", "report"]) == 0
+  assert ran[-1][0].out_dir == str(tmp_path / "out" / "demo")
+
+
 # --- the plan and resuming -------------------------------------------------------------------
 def test_plan_orders_rounds_and_names_every_run(tmp_path):
   plan = demo.Plan(str(tmp_path), "tiny", 2)

@@ -6,8 +6,11 @@ calls with `python -m t5x.train` (and, as the paper's control, on the same docum
 without the calls), and is evaluated with `python -m t5x.eval` tools off and on; the
 report gathers the annotation report, the training curves and the eval table.
 
-  python -m toolformer_jax.demo [--size tiny|default|full] [--rounds N] [--out_dir out/demo]
+  python -m toolformer_jax.demo [--size tiny|default|full] [--rounds N] [--out_dir DIR]
       [--stages corpus,convert,annotate,train,eval,report] [--force]
+
+DIR defaults to out/demo for the default size and out/demo_<size> for the others; it holds
+one size (SIZE_FILE names it), and a run of another size there is refused at start-up.
 
 Stages (each a subprocess of the project's CLIs, output streamed to <out_dir>/logs/):
   corpus    <out_dir>/corpus.jsonl (in process: the documents of the size's table row)
@@ -45,6 +48,7 @@ MODEL_GIN = "models/smollm2_135m.gin"
 STAGES = ("corpus", "convert", "annotate", "train", "eval", "report")
 ALL_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA", "MT")
 DONE = "DONE.json"
+SIZE_FILE = "size.json"  # in the out dir: the size row its steps were run with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +247,24 @@ class Plan:
     self.corpus_path = os.path.join(self.out_dir, "corpus", "corpus.jsonl")
     self.base_dir = os.path.join(self.out_dir, "base")
     self.logs = os.path.join(self.out_dir, "logs")
+
+  def claim_out_dir(self) -> None:
+    """Records this plan's size row in the out dir, or raises ValueError if the out dir
+    holds steps of another size (or of an edited row): they would be skipped as done."""
+    path = os.path.join(self.out_dir, SIZE_FILE)
+    mine = {"size": self.size_name, "row": repr(self.size)}
+    if os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        theirs = json.load(f)
+      if theirs != mine:
+        raise ValueError(
+            f"{self.out_dir} holds a demo of size {theirs.get('size')!r} with row "
+            f"{theirs.get('row')}, not this run's {self.size_name!r} ({mine['row']}); pass "
+            "another --out_dir or remove that one")
+      return
+    os.makedirs(self.out_dir, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(mine, f)
 
   def round_dir(self, r: int) -> str:
     return os.path.join(self.out_dir, f"round_{r}")
@@ -481,7 +503,8 @@ def run_plan(plan: Plan, stages: Sequence[str], force: bool = False) -> Dict[str
 
 def main(argv: Optional[List[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out_dir", default="out/demo")
+  parser.add_argument("--out_dir", default=None,
+                      help="default: out/demo, or out/demo_<size> for a size not 'default'")
   parser.add_argument("--size", default="default", choices=sorted(SIZES))
   parser.add_argument("--rounds", type=int, default=1,
                       help="round R+1 re-annotates with round R's fine-tuned checkpoint")
@@ -491,9 +514,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                       help="rerun the selected stages even where their output is complete")
   args = parser.parse_args(argv)
   try:
-    plan = Plan(args.out_dir, args.size, args.rounds)
+    out_dir = args.out_dir or ("out/demo" if args.size == "default"
+                               else f"out/demo_{args.size}")
+    plan = Plan(out_dir, args.size, args.rounds)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     select([], stages)
+    plan.claim_out_dir()
   except ValueError as e:
     parser.error(str(e))
   print(f"demo: size {args.size} ({plan.size}), {args.rounds} round(s), in {plan.out_dir}",
