@@ -97,10 +97,9 @@ SIZES: Dict[str, DemoSize] = {
                                     "dates", "lm"),
                         eval_examples=20, eval_targets_length=32, eval_inputs_length=128,
                         base_few_shot=False),
-    # Measured at an earlier version of this row (0 offset documents, 60 dated_qa, WikiSearch
-    # and QA 2 samples, base also few-shot): annotation 1785 s, each fine-tune ~1130 s, an
-    # eval run 417 s tools off; the base few-shot run with tools took over 1400 s (partly
-    # beside other jobs), so it is off here (the tiny size keeps it): ~1 h 40 min estimated.
+    # Measured from a fresh clone: 3722 s after the install (annotation 990 s, fine-tunes
+    # 855 / 810 s, evals 191-392 s). The base few-shot run with tools took over 1400 s at an
+    # earlier row, so it is off here (the tiny size keeps it).
     "full": DemoSize(wikipedia_docs=24, arithmetic_docs=32, dated_docs=8,
                      arithmetic_qa_docs=120, dated_qa_docs=10, dated_offset_qa_docs=90,
                      tools=ALL_TOOLS, top_k_positions=2, calls_per_position=4, train_steps=64,
