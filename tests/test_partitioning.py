@@ -10,6 +10,8 @@ import textwrap
 
 import pytest
 
+from cpu_env import cpu_subprocess_env
+
 from toolformer_jax import partitioning
 
 _SCRIPT = textwrap.dedent(r"""
@@ -88,8 +90,7 @@ _SCRIPT = textwrap.dedent(r"""
 
 @pytest.fixture(scope="module")
 def sharding_run(tmp_path_factory):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-             JAX_PLATFORMS="cpu")
+  env = cpu_subprocess_env(devices=4)
   proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path_factory.mktemp("orbax"))],
                         env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]

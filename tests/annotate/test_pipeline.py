@@ -132,6 +132,7 @@ def test_outputs_follow_the_schema(reference):
   assert os.path.isfile(os.path.join(out, "report.md")) and "report.md" in stdout
 
 
+@pytest.mark.slow  # ~27 s on 2 cores (a second annotation run)
 def test_inline_comparison_records_both_decisions(reference, checkpoint, tmp_path):
   corpus, reference_out, _ = reference
   out = tmp_path / "out"

@@ -60,7 +60,8 @@ def _recompute(module, params, prompts, steps):
   return outputs, np.stack(all_logits)
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
+# The scanned GPT-J (~13 s on 2 cores) runs in the slow suite.
+@pytest.mark.parametrize("name", ["gptj", pytest.param("gptj_scan", marks=pytest.mark.slow), "llama"])
 def test_cached_greedy_equals_recompute(name):
   module = MODULES[name]
   params = _init(module)
@@ -76,7 +77,7 @@ def test_cached_greedy_equals_recompute(name):
   assert all(len(set(row)) > 1 for row in decoded), decoded
 
 
-@pytest.mark.parametrize("name", ["gptj", "llama"])
+@pytest.mark.parametrize("name", [pytest.param("gptj", marks=pytest.mark.slow), "llama"])  # ~9 s each
 def test_cached_greedy_equals_t5x_predict_batch(name):
   """t5x's DecoderOnlyModel.predict_batch (temperature 0) on the same prompt features."""
   import seqio  # pylint: disable=g-import-not-at-top

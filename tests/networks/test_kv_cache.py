@@ -95,8 +95,11 @@ def test_output_arguments_are_checked():
     module.apply({"params": params}, ids, prefill=True, mutable=["cache"])
 
 
-@pytest.mark.parametrize("scan", [False, True])
-@pytest.mark.parametrize("name", ["gptj", "llama"])
+# ~10 s each on 2 cores: the default suite runs one scanned and one unrolled network.
+@pytest.mark.parametrize("name,scan", [
+    ("gptj", True), ("llama", False),
+    pytest.param("gptj", False, marks=pytest.mark.slow),
+    pytest.param("llama", True, marks=pytest.mark.slow)])
 def test_fork_and_extend_equal_full_recompute(name, scan):
   module, params = _init(name, scan)
   vocab = module.config.vocab_size
@@ -136,7 +139,7 @@ def test_fork_and_extend_equal_full_recompute(name, scan):
     np.testing.assert_allclose(np.asarray(logits[r, 0]), sequence_logits[-1], atol=1e-5)
 
 
-@pytest.mark.parametrize("scan", [False, True])
+@pytest.mark.parametrize("scan", [pytest.param(False, marks=pytest.mark.slow), True])  # ~10 s each
 def test_extend_past_the_end_of_the_cache_raises(scan):
   module, params = _init("llama", scan)
   cache = kv_cache.init_cache(module, params, batch=2, length=8)

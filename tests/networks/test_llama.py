@@ -142,7 +142,8 @@ def test_config_rejects_bad_values(overrides, message):
 # ----------------------------------------------------------------------------- t5x contract
 
 
-@pytest.mark.parametrize("scan_layers, tie_embeddings", [(False, True), (True, False)])
+@pytest.mark.parametrize("scan_layers, tie_embeddings", [  # ~10 s each on 2 cores
+    pytest.param(False, True, marks=pytest.mark.slow), (True, False)])
 def test_t5x_model_init_axes_scoring_and_prediction(scan_layers, tie_embeddings):
   """Through t5x's own DecoderOnlyModel: init, params_axes, prediction == greedy recompute."""
   import seqio  # pylint: disable=g-import-not-at-top

@@ -2,7 +2,6 @@
 import dataclasses
 import functools
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from cpu_env import cpu_subprocess_env
 
 from toolformer_jax.networks import decoder
 from toolformer_jax.networks import lora
@@ -36,7 +37,9 @@ def _logits(module, params, tokens):
                                                       enable_dropout=False))(params, tokens))
 
 
-CASES = [("gptj", False), ("llama", False), ("gptj", True)]  # (family, scan_layers)
+# (family, scan_layers): both families and a scanned stack; unrolled GPT-J (~5 s a test on
+# 2 cores) runs in the slow suite.
+CASES = [pytest.param("gptj", False, marks=pytest.mark.slow), ("llama", False), ("gptj", True)]
 
 
 def _flat(tree):
@@ -332,8 +335,7 @@ _SHARDING_SCRIPT = textwrap.dedent(r"""
 
 @pytest.fixture(scope="module")
 def lora_sharding_run():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-             JAX_PLATFORMS="cpu")
+  env = cpu_subprocess_env(devices=4)
   proc = subprocess.run([sys.executable, "-c", _SHARDING_SCRIPT], env=env,
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]

@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pytest
 
+from cpu_env import xla_flags
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GIN_DIR = REPO / "gin"
 SEQ_LEN = 32
@@ -38,9 +40,7 @@ def subprocess_env(devices: int = 1, **extra: str) -> Dict[str, str]:
              JAX_COMPILATION_CACHE_DIR=JAX_CACHE_DIR,
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-  env.pop("XLA_FLAGS", None)
-  if devices > 1:
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["XLA_FLAGS"] = xla_flags(devices)
   env.update(extra)
   return env
 

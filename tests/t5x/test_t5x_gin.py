@@ -101,8 +101,11 @@ def test_gin_axis_rules_equal_the_project_rules(clean_gin):
 
 @pytest.mark.parametrize("binding,message", [
     ({"gptj.GPTJConfig.num_layer": "3"}, "num_layer"),
-    ({"MIXTURE_OR_TASK_NAME": quote("toolformer_no_such_task")}, "toolformer_no_such_task"),
-    ({"ANNOTATED_DIR": quote("/nonexistent/annotated")}, "does not exist"),
+    # ~8 s each on 2 cores (a t5x.train start-up): the slow suite has these two.
+    pytest.param({"MIXTURE_OR_TASK_NAME": quote("toolformer_no_such_task")},
+                 "toolformer_no_such_task", marks=pytest.mark.slow),
+    pytest.param({"ANNOTATED_DIR": quote("/nonexistent/annotated")}, "does not exist",
+                 marks=pytest.mark.slow),
     # An unrolled checkpoint for a scanned model (gptj_6b scans; convert --scan_layers).
     ({"gptj.GPTJConfig.scan_layers": "True"}, "does not fit the model"),
 ])

@@ -189,6 +189,7 @@ def test_lora_conversion_errors(lora_run, initial_checkpoint, tmp_path):
   assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.slow  # ~43 s on 2 cores; the plain fine-tune's resume test stays in the default suite
 def test_sigkill_then_rerun_resumes_to_the_uninterrupted_lora_run(lora_run, initial_checkpoint,
                                                                   tmp_path):
   reference_dir, _ = lora_run

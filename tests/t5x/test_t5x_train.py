@@ -45,6 +45,7 @@ def test_logged_schedule_is_linear_warmup_over_10_percent_then_constant(referenc
       rtol=1e-6, atol=0)
 
 
+@pytest.mark.slow  # ~27 s on 2 cores; tests/test_partitioning.py shards params in the default suite
 def test_2x2_mesh_shards_params_on_model_and_matches_one_device(reference_run,
                                                                 initial_checkpoint, tmp_path):
   model_dir = tmp_path / "model"
