@@ -1,5 +1,6 @@
 """launch/launch.py: exact commands (--dry_run), failure handling, and a real 2-process run."""
 import importlib.util
+import os
 import shlex
 import socket
 import subprocess
@@ -22,9 +23,9 @@ def _load_launch():
   return module
 
 
-def _dry_run(*args):
+def _dry_run(*args, xla_flags=""):
   result = subprocess.run([sys.executable, str(LAUNCH), "--dry_run", *args], capture_output=True,
-                          text=True, check=True)
+                          text=True, check=True, env=dict(os.environ, XLA_FLAGS=xla_flags))
   return [shlex.split(line) for line in result.stdout.splitlines()]
 
 
@@ -55,11 +56,14 @@ def test_gpu_dry_run_gives_each_host_its_process_index():
 
 
 def test_local_dry_run_sets_fake_devices_and_gloo():
+  """The fake device count replaces the caller's; the caller's other XLA flags stay."""
   commands = _dry_run("--module", "t5x.eval", "local", "--num_processes", "2",
-                      "--devices_per_process", "3", "--port", "1234", *T5X_ARGS)
+                      "--devices_per_process", "3", "--port", "1234", *T5X_ARGS,
+                      xla_flags="--xla_force_host_platform_device_count=8 --xla_dump_to=/tmp/d")
   assert len(commands) == 2
   for index, cmd in enumerate(commands):
-    assert "XLA_FLAGS=--xla_force_host_platform_device_count=3" in cmd
+    flags = [a for a in cmd if a.startswith("XLA_FLAGS=")]
+    assert flags == ["XLA_FLAGS=--xla_force_host_platform_device_count=3 --xla_dump_to=/tmp/d"]
     assert "JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo" in cmd
     assert cmd[cmd.index("-m") + 1] == "t5x.eval"
     assert cmd[-1] == f"--process_index={index}"
