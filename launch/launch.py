@@ -81,11 +81,9 @@ def gpu_commands(opts: argparse.Namespace, t5x_args: Sequence[str]) -> List[List
 DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
-def local_env(devices_per_process: int, xla_flags: Optional[str] = None) -> Dict[str, str]:
-  """Each local process's environment; it keeps the caller's other XLA flags (`xla_flags`,
-  this process's XLA_FLAGS by default) and sets the fake device count."""
-  inherited = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
-  kept = [f for f in inherited.split() if not f.startswith(DEVICE_COUNT_FLAG)]
+def local_env(devices_per_process: int) -> Dict[str, str]:
+  """Each local process's environment: the caller's XLA flags with the fake device count set."""
+  kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(DEVICE_COUNT_FLAG)]
   return {**QUIET_ENV, "TF_ENABLE_ONEDNN_OPTS": "0", "JAX_PLATFORMS": "cpu",
           "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
           "XLA_FLAGS": " ".join([f"{DEVICE_COUNT_FLAG}={devices_per_process}", *kept])}
