@@ -56,9 +56,8 @@ setuptools.setup(
     version="0.1.0",
     description="Toolformer in JAX/Flax for t5x and SeqIO",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["toolformer_jax", "toolformer_jax.*"])
-    + ["toolformer_tasks"],
-    package_dir={"toolformer_tasks": "tasks"},
+    packages=setuptools.find_packages(include=["toolformer_jax", "toolformer_jax.*",
+                                               "toolformer_tasks"]),
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
 )

@@ -49,9 +49,9 @@ import numpy as np
 import torch
 
 from toolformer_jax import corpora
-from toolformer_jax.annotate import filter as filter_lib
+from toolformer_jax.annotate import loss_filter
 from toolformer_jax.annotate import sampling
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 from toolformer_jax.vocab import Gpt2Vocabulary
 
 import forward as forward_benchmark  # benchmarks/forward.py, beside this script
@@ -98,7 +98,7 @@ def calculator_candidates(documents, tokenizer, positions: int, calls: int, seed
         op = "+-*/"[int(rng.integers(4))]
         value = {"+": a + b, "-": a - b, "*": a * b, "/": round(a / b, 2)}[op]
         call = call_format.parse_call(f"Calculator({a} {op} {b})")
-        candidates.append(filter_lib.Candidate(
+        candidates.append(loss_filter.Candidate(
             doc=d, token_position=int(i), prefix_call=call_format.render_call(call),
             prefix_call_result=call_format.render_call(call, f"{value:g}")))
   return candidates
@@ -124,11 +124,11 @@ def matmul_peak(size: int, rounds: int = 5) -> float:
 
 def torch_losses(torch_model, tokenize, doc_ids, candidate):
   """(L(empty), L(e(c)), L(e(c, r))) with three full-document PyTorch forwards."""
-  weights = filter_lib.loss_weights(WINDOW)
+  weights = loss_filter.loss_weights(WINDOW)
   out = []
   for z in ("", candidate.prefix_call, candidate.prefix_call_result):
     z_ids = tokenize(z) if z else []
-    sequence = [filter_lib.START_ID] + z_ids + list(doc_ids)
+    sequence = [loss_filter.START_ID] + z_ids + list(doc_ids)
     with torch.inference_mode():
       logits = torch_model(torch.tensor([sequence])).logits[0]
       log_probs = torch.log_softmax(logits, dim=-1).double().numpy()
@@ -171,8 +171,8 @@ def bench_filter(args, tmp):
         f"{min(lengths)}-{max(lengths)} tokens, {len(candidates)} Calculator candidates "
         f"({args.positions} positions x {args.calls} calls per document)")
   params = jax.tree.map(jnp.asarray, params)
-  scorer = filter_lib.LossDifferenceFilter(module, params, tokenize,
-                                           filter_lib.FilterConfig(window=WINDOW))
+  scorer = loss_filter.LossDifferenceFilter(module, params, tokenize,
+                                           loss_filter.FilterConfig(window=WINDOW))
   kernel = scorer._kernel  # pylint: disable=protected-access
   calls = []
 

@@ -46,7 +46,7 @@ from toolformer_jax import vocab as vocab_lib  # pylint: disable=wrong-import-po
 from toolformer_jax.decoding import tool_decoding  # pylint: disable=wrong-import-position
 from toolformer_jax.tools import calculator  # pylint: disable=wrong-import-position
 from toolformer_jax.tools import engine  # pylint: disable=wrong-import-position
-from toolformer_jax.tools import format as call_format  # pylint: disable=wrong-import-position
+from toolformer_jax.tools import call_format  # pylint: disable=wrong-import-position
 
 DEMOS = ("Out of 1400 participants, 400 [Calculator(400 / 1400) -> 0.29] 29% passed the test.\n"
          "The price rose from 20 to 25 dollars, an increase of [Calculator(25 - 20) -> 5] 5 "

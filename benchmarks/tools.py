@@ -30,9 +30,9 @@ import tqdm  # pylint: disable=g-import-not-at-top
 
 from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
 from toolformer_jax.tools import calculator
-from toolformer_jax.tools import calendar
+from toolformer_jax.tools import calendar_tool
 from toolformer_jax.tools import engine
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 from toolformer_jax.tools import mt
 from toolformer_jax.tools import probes
 from toolformer_jax.tools import qa
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
   articles = list(corpora.read_wikipedia(corpora.bundled_corpus_path())) if need_index else []
   builders = {
       "Calculator": lambda: (calculator.Calculator(), _calculator_calls(r, args.n)),
-      "Calendar": lambda: (calendar.Calendar(), _calendar_calls(r, args.n)),
+      "Calendar": lambda: (calendar_tool.Calendar(), _calendar_calls(r, args.n)),
       "WikiSearch": lambda: (wikisearch.WikiSearch(index=index),
                              _search_calls(r, args.n, articles)),
       "QA": lambda: (qa.QA(index=index), _qa_calls(r, args.n, articles)),

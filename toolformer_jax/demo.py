@@ -56,8 +56,8 @@ class DemoSize:
   """One row of the sizes table: everything `--size` changes."""
 
   wikipedia_docs: int  # bundled leads (training split of the held-out-LM task only)
-  arithmetic_docs: int  # annotate.generators 'arithmetic' (statements)
-  dated_docs: int  # annotate.generators 'dated'
+  arithmetic_docs: int  # annotate.synthetic_docs 'arithmetic' (statements)
+  dated_docs: int  # annotate.synthetic_docs 'dated'
   arithmetic_qa_docs: int  # 'arithmetic_qa' (the same kind of facts as questions)
   dated_qa_docs: int  # 'dated_qa'
   dated_offset_qa_docs: int  # 'dated_offset_qa' (days, weeks or years from today)
@@ -127,7 +127,7 @@ TOOL_SETTINGS: Dict[str, Dict[str, object]] = {
 }
 
 
-# annotate.generators kind -> the DemoSize field that counts its documents.
+# annotate.synthetic_docs kind -> the DemoSize field that counts its documents.
 GENERATED_KINDS = {"arithmetic": "arithmetic_docs", "dated": "dated_docs",
                    "arithmetic_qa": "arithmetic_qa_docs", "dated_qa": "dated_qa_docs",
                    "dated_offset_qa": "dated_offset_qa_docs"}
@@ -168,7 +168,7 @@ def build_corpus(size: DemoSize) -> List[Dict[str, str]]:
   `wikipedia_docs` leads of the held-out-LM task's training split (never its validation
   split: that is the perplexity eval), then the generated documents, interleaved."""
   from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
-  from toolformer_jax.annotate import generators  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.annotate import synthetic_docs  # pylint: disable=g-import-not-at-top
   from toolformer_tasks import lm  # pylint: disable=g-import-not-at-top
   wiki = []
   if size.wikipedia_docs:
@@ -179,7 +179,7 @@ def build_corpus(size: DemoSize) -> List[Dict[str, str]]:
         wiki.append(doc)
         if len(wiki) == size.wikipedia_docs:
           break
-  parts = [wiki] + [list(generators.generate(kind, getattr(size, field)))
+  parts = [wiki] + [list(synthetic_docs.documents(kind, getattr(size, field)))
                     for kind, field in GENERATED_KINDS.items()]
   docs = []
   for i in range(max(len(p) for p in parts)):

@@ -239,9 +239,9 @@ def test_position_rules_and_forced_tool_names(checkpoint, tmp_path):
   """Calculator positions only before numbers, Calendar's before a weekday, month or year,
   forced sampling writes each call's tool name, and WikiSearch's max_documents runs it on
   the first 2 documents."""
-  from toolformer_jax.annotate import generators
+  from toolformer_jax.annotate import synthetic_docs
   from toolformer_jax.annotate import heuristics
-  docs = list(generators.generate("arithmetic_qa", 4)) + list(generators.generate("dated", 4))
+  docs = list(synthetic_docs.documents("arithmetic_qa", 4)) + list(synthetic_docs.documents("dated", 4))
   corpus = tmp_path / "corpus.jsonl"
   corpus.write_text("".join(json.dumps({"id": d.id, "text": d.text, "date": d.date}) + "\n"
                             for d in docs))

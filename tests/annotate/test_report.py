@@ -16,7 +16,7 @@ from PIL import Image
 from toolformer_jax.annotate import pipeline
 from toolformer_jax.annotate import schema
 from toolformer_jax.annotate import report
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 
 DOCS = {
     "d0": "Tom had 87 apples and got 170 more, so he had 257 apples.",

@@ -14,7 +14,7 @@ import pytest
 from toolformer_jax.annotate import sampling
 from toolformer_jax.networks.gptj import GPTJ, GPTJConfig
 from toolformer_jax.networks.llama import Llama, LlamaConfig
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 from toolformer_jax.vocab import Gpt2Vocabulary
 
 DOCUMENTS = ["Tom had 87 apples and got 170 more, so he had 257 apples.",

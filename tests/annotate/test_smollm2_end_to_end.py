@@ -20,10 +20,10 @@ def _corpus(path):
   """8 generated arithmetic and 4 dated documents, 8 English and 4 Spanish leads."""
   import itertools  # pylint: disable=g-import-not-at-top
   from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
-  from toolformer_jax.annotate import generators  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.annotate import synthetic_docs  # pylint: disable=g-import-not-at-top
   stats = corpora.ReadStats("wikipedia")
-  docs = [*itertools.islice(generators.generate("arithmetic", 8), 8),
-          *itertools.islice(generators.generate("dated", 4), 4)]
+  docs = [*itertools.islice(synthetic_docs.documents("arithmetic", 8), 8),
+          *itertools.islice(synthetic_docs.documents("dated", 4), 4)]
   for language, n in (("en-us", 8), ("es-es", 4)):
     docs += itertools.islice(corpora.read_wikipedia(corpora.bundled_corpus_path(language),
                                                     stats, language=language[:2]), n)

@@ -1,5 +1,5 @@
 """Eval generators: deterministic per seed, versioned, scorable, and disjoint from anything
-the annotation generators (toolformer_jax.annotate.generators) can produce."""
+the annotation corpus's synthetic documents (toolformer_jax.annotate.synthetic_docs) can produce."""
 import collections
 import hashlib
 import json
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from toolformer_jax.annotate import generators as annotate_generators
+from toolformer_jax.annotate import synthetic_docs
 from toolformer_jax.evaluation import date_items
 from toolformer_jax.evaluation import fact_items
 from toolformer_jax.evaluation import items as items_lib
@@ -133,9 +133,9 @@ def test_lead_facts_come_from_the_heldout_split_only(seed0):
 
 
 def test_calendar_dates_are_relative_to_the_calendar_tools_date():
-  from toolformer_jax.tools import calendar  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.tools import calendar_tool  # pylint: disable=g-import-not-at-top
   today = date_items.calendar_today()
-  assert today.isoformat() == calendar.DEFAULT_FALLBACK_DATE
+  assert today.isoformat() == calendar_tool.DEFAULT_FALLBACK_DATE
   items = date_items.calendar_date_items(40, 0, today="2020-02-29")
   year_items = [i for i in items if "years ago" in i.inputs]
   assert year_items and all(
@@ -158,12 +158,12 @@ def test_eval_items_are_disjoint_from_the_annotation_generators():
   template_words = set(metrics.normalize_words(" ".join(
       math_items.NAMES + math_items.OBJECTS + math_items.SHOPS + math_items.PRICED)))
   annotation_words = set(metrics.normalize_words(" ".join(
-      annotate_generators._NAMES + annotate_generators._ITEMS + annotate_generators._EVENTS)))  # pylint: disable=protected-access
+      synthetic_docs._NAMES + synthetic_docs._ITEMS + synthetic_docs._EVENTS)))  # pylint: disable=protected-access
   assert not template_words & annotation_words
   # Text: no 6-word run of any eval question (two seeds) occurs in the annotation documents.
   annotation = set()
-  for kind in annotate_generators.GENERATORS:
-    for doc in annotate_generators.generate(kind, 3000):
+  for kind in synthetic_docs.DOCUMENT_KINDS:
+    for doc in synthetic_docs.generate(kind, 3000):
       annotation |= _shingles(doc.text)
   for seed in (0, 1):
     for name, generator in GENERATORS.items():
@@ -171,7 +171,7 @@ def test_eval_items_are_disjoint_from_the_annotation_generators():
         shared = _shingles(_question_text(item)) & annotation
         assert not shared, (name, item.inputs, shared)
   # And the annotation's own random streams are keyed apart from the eval ones.
-  assert items_lib.rng("math_templates_v1", 0, 0).random() != annotate_generators._rng(  # pylint: disable=protected-access
+  assert items_lib.rng("math_templates_v1", 0, 0).random() != synthetic_docs._rng(  # pylint: disable=protected-access
       "arithmetic", 0).random()
 
 

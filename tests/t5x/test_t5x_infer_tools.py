@@ -18,7 +18,7 @@ from toolformer_jax import models as toolformer_models
 
 from toolformer_jax import vocab as vocab_lib
 from toolformer_jax.decoding import tool_decoding
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 
 PROMPTS = ["Twelve eggs:", "Three boxes of four eggs make", "Counting the eggs in the basket"]
 INFER_GIN = ("runs/infer_tools.gin", "models/gptj_tiny.gin")

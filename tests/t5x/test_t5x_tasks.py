@@ -1,4 +1,4 @@
-"""SeqIO registrations in tasks/ (import name toolformer_tasks): preprocessors, splits, shards."""
+"""SeqIO registrations in toolformer_tasks/ (import name toolformer_tasks): preprocessors, splits, shards."""
 import gzip
 import json
 

@@ -16,9 +16,9 @@ import pytest
 
 from toolformer_jax.tools import base
 from toolformer_jax.tools import calculator
-from toolformer_jax.tools import calendar
+from toolformer_jax.tools import calendar_tool
 from toolformer_jax.tools import engine
-from toolformer_jax.tools.format import ToolCall
+from toolformer_jax.tools.call_format import ToolCall
 
 
 class Sleepy(base.Tool):
@@ -70,7 +70,7 @@ class Rogue(base.Tool):
 
 @pytest.fixture
 def executor():
-  tools = {"Calculator": calculator.Calculator(), "Calendar": calendar.Calendar(),
+  tools = {"Calculator": calculator.Calculator(), "Calendar": calendar_tool.Calendar(),
            "Sleepy": Sleepy(), "Rogue": Rogue()}
   with engine.ToolExecutor(tools, max_workers=2, timeout_s=5.0) as ex:
     yield ex

@@ -15,12 +15,12 @@ import pytest
 
 from toolformer_jax.tools import base
 from toolformer_jax.tools import calculator
-from toolformer_jax.tools import calendar
+from toolformer_jax.tools import calendar_tool
 from toolformer_jax.tools import engine
-from toolformer_jax.tools import format as fmt
+from toolformer_jax.tools import call_format
 from toolformer_jax.tools import qa
 from toolformer_jax.tools import wikisearch
-from toolformer_jax.tools.format import ToolCall
+from toolformer_jax.tools.call_format import ToolCall
 
 NUM_INPUTS = 10_000
 _NUMBER_RE = re.compile(r"-?[0-9]+(?:\.[0-9]{1,2})?")
@@ -147,21 +147,21 @@ def adversarial_inputs(seed: int = SEED):
 
 
 def _check_parser(s):
-  call = fmt.parse_call(s)
-  assert isinstance(call, (ToolCall, fmt.ParseError))
+  call = call_format.parse_call(s)
+  assert isinstance(call, (ToolCall, call_format.ParseError))
   if isinstance(call, ToolCall):
     assert str(call) == s.strip()
-  spans = fmt.find_calls(s)
+  spans = call_format.find_calls(s)
   end = 0
   for span in spans:
     assert end <= span.start < span.end <= len(s)
     end = span.end
-  pending = fmt.find_pending_call(s)
+  pending = call_format.find_pending_call(s)
   assert pending is None or pending.pending
-  assert isinstance(fmt.strip_calls(s), str)
-  assert isinstance(fmt.text_argument(s), str)
-  wrapped = fmt.parse_call(f"QA({s})")
-  assert isinstance(wrapped, (ToolCall, fmt.ParseError))
+  assert isinstance(call_format.strip_calls(s), str)
+  assert isinstance(call_format.text_argument(s), str)
+  wrapped = call_format.parse_call(f"QA({s})")
+  assert isinstance(wrapped, (ToolCall, call_format.ParseError))
 
 
 def test_inputs_are_many_and_varied():
@@ -177,7 +177,7 @@ def test_inputs_are_many_and_varied():
 def test_fuzz_parser_and_every_tool(index, mt_tool, tmp_path, monkeypatch, capsys):
   monkeypatch.chdir(tmp_path)
   inputs = adversarial_inputs()
-  tools = {"Calculator": calculator.Calculator(), "Calendar": calendar.Calendar(),
+  tools = {"Calculator": calculator.Calculator(), "Calendar": calendar_tool.Calendar(),
            "WikiSearch": wikisearch.WikiSearch(index=index), "QA": qa.QA(index=index),
            "MT": mt_tool}
   start = time.monotonic()

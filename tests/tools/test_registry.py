@@ -4,7 +4,7 @@ import pytest
 
 from toolformer_jax.tools import base
 from toolformer_jax.tools import calculator
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 from toolformer_jax.tools import registry
 
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from toolformer_jax import corpora
 from toolformer_jax import partitioning
-from toolformer_jax.annotate import filter as filter_lib
+from toolformer_jax.annotate import loss_filter
 from toolformer_jax.annotate import heuristics
 from toolformer_jax.annotate import pipeline
 from toolformer_jax.annotate import sampling
@@ -25,7 +25,7 @@ from toolformer_jax.annotate import sampling
 
 def open_corpus(name: str, stats: corpora.ReadStats):
   """Documents of CORPUS: '+'-joined parts, each 'wikipedia[:LANG]', a jsonl or text path,
-  a generator 'arithmetic[:N]' / 'dated[:N]' (see `annotate.generators`), or a built TFDS
+  a generator 'arithmetic[:N]' / 'dated[:N]' (see `annotate.synthetic_docs`), or a built TFDS
   dataset 'tfds:NAME[/CONFIG][:SPLIT]' (data_dir, manual_dir: $TOOLFORMER_TFDS_DATA_DIR,
   $TOOLFORMER_TFDS_MANUAL_DIR; see `annotate.tfds_corpora`)."""
   for part in name.split("+"):
@@ -38,8 +38,8 @@ def open_corpus(name: str, stats: corpora.ReadStats):
       yield from corpora.read_wikipedia(corpora.bundled_corpus_path(language), stats,
                                         language=language.split("-")[0])
     elif kind in ("arithmetic", "dated"):
-      from toolformer_jax.annotate import generators  # pylint: disable=g-import-not-at-top
-      yield from generators.generate(kind, int(arg) if arg else 200)
+      from toolformer_jax.annotate import synthetic_docs  # pylint: disable=g-import-not-at-top
+      yield from synthetic_docs.documents(kind, int(arg) if arg else 200)
     elif os.path.exists(part):
       yield from corpora.read_documents(part, stats)
     else:
@@ -91,7 +91,7 @@ def run(annotate_dir: str = gin.REQUIRED,
         scan_layers: bool = False,
         tool_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
         sampling_config: sampling.SamplingConfig = sampling.SamplingConfig(),
-        filter_config: filter_lib.FilterConfig = filter_lib.FilterConfig(),
+        filter_config: loss_filter.FilterConfig = loss_filter.FilterConfig(),
         heuristics_config: heuristics.HeuristicsConfig = heuristics.HeuristicsConfig(),
         prompt_files: Optional[Mapping[str, str]] = None,
         documents_per_batch: int = 8,
@@ -136,7 +136,7 @@ def run(annotate_dir: str = gin.REQUIRED,
       params = partitioning.shard_params(params, t5x_export.check_params(params, module),
                                          mesh)
     sampler = sampling.CallSampler(module, params, vocabulary, sampling_config, mesh)
-    scorer = filter_lib.LossDifferenceFilter(
+    scorer = loss_filter.LossDifferenceFilter(
         module, params, lambda s: [int(t) for t in vocabulary.encode(s)], filter_config,
         mesh)
     executor = engine.ToolExecutor(registry.build_tools(list(tools)),

@@ -24,12 +24,12 @@ import numpy as np
 import tqdm
 
 from toolformer_jax import corpora
-from toolformer_jax.annotate import filter as filter_lib
+from toolformer_jax.annotate import loss_filter
 from toolformer_jax.annotate import heuristics
 from toolformer_jax.annotate import sampling
 from toolformer_jax.annotate import schema
 from toolformer_jax.tools import base as tool_base
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 
 MANIFEST_VERSION = 1
 
@@ -127,7 +127,7 @@ def merge(text: str, kept: List[Dict[str, Any]], max_calls: int) -> Tuple[str, L
 class Annotator:
   """Runs every tool over documents with one sampler, filter and tool executor."""
 
-  def __init__(self, sampler: sampling.CallSampler, scorer: filter_lib.LossDifferenceFilter,
+  def __init__(self, sampler: sampling.CallSampler, scorer: loss_filter.LossDifferenceFilter,
                executor, tools: Sequence[str], settings: Mapping[str, ToolSettings],
                prompts: Mapping[str, sampling.Prompt],
                heuristics_config: heuristics.HeuristicsConfig = heuristics.HeuristicsConfig(),
@@ -227,7 +227,7 @@ class Annotator:
             continue
           z_call = call_format.render_call(s.call)
           z_result = call_format.render_call(s.call, result.text)
-          filter_candidates.append(filter_lib.Candidate(
+          filter_candidates.append(loss_filter.Candidate(
               doc=k, token_position=s.token_position, prefix_call=z_call,
               prefix_call_result=z_result))
           rows.append((k, s, char, result))
@@ -265,7 +265,7 @@ class Annotator:
     counts["annotated_documents"] = len(annotated)
     return annotated, candidates_out, counts
 
-  def _inline_scores(self, documents, candidates) -> Optional[List[filter_lib.Scores]]:
+  def _inline_scores(self, documents, candidates) -> Optional[List[loss_filter.Scores]]:
     """The same candidates scored in inline mode (call inserted at i), or None when off."""
     if not self.compare_inline or not candidates:
       return None

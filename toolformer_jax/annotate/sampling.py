@@ -32,7 +32,7 @@ import numpy as np
 
 from toolformer_jax import vocab as vocab_lib
 from toolformer_jax.networks import kv_cache
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 
 PROMPT_DIR = os.path.join(os.path.dirname(__file__), "prompts")
 INPUT_MARKER = "<INPUT>"

@@ -1,4 +1,4 @@
-"""The record formats the annotation pipeline writes and its readers (tasks/, reports) read.
+"""The record formats the annotation pipeline writes and its readers (toolformer_tasks/, reports) read.
 
 One module for both sides: the writer builds records with these field tuples and the
 readers check them, so a field renamed here is renamed everywhere.

@@ -66,7 +66,7 @@ import numpy as np
 
 from toolformer_jax import vocab as vocab_lib
 from toolformer_jax.tools import base as tool_base
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 
 Array = jax.Array
 

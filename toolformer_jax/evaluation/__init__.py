@@ -9,6 +9,6 @@ outputs and their tool calls, and the report over several t5x.eval runs.
   metrics.py      answer matching and per-example calls; the seqio metric fn
   report.py       `python -m toolformer_jax.report`
 
-The SeqIO tasks over these live in tasks/eval_tasks.py (`toolformer_tasks`). This package
+The SeqIO tasks over these live in toolformer_tasks/eval_tasks.py (`toolformer_tasks`). This package
 imports without TensorFlow, seqio or t5x.
 """

@@ -4,7 +4,7 @@
                      2017."), a random day of 2000-2030 per item
   dates_calendar_v1  the paper's setting: the prompt does not say what day it is; only
                      the Calendar tool knows. Today is the Calendar's fallback date
-                     (`toolformer_jax.tools.calendar.DEFAULT_FALLBACK_DATE`, what tool
+                     (`toolformer_jax.tools.calendar_tool.DEFAULT_FALLBACK_DATE`, what tool
                      decoding's Calendar returns: no document date is passed to it and the
                      prompt states none); a run that binds another `Calendar.fallback_date`
                      must pass the same `today` to the task.
@@ -24,7 +24,7 @@ from typing import List, Optional
 
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
-from toolformer_jax.tools import calendar as calendar_tool
+from toolformer_jax.tools import calendar_tool
 
 _START, _END = datetime.date(2000, 1, 1), datetime.date(2030, 12, 31)
 _NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven",

@@ -7,7 +7,7 @@
 
 Every item asks for one number (match `number`: the first number of the output). The
 names, objects and phrasings of the templates are disjoint from the annotation's arithmetic
-documents (`toolformer_jax.annotate.generators`), and reasoning-gym's streams are seeded
+documents (`toolformer_jax.annotate.synthetic_docs`), and reasoning-gym's streams are seeded
 from the generator's name and seed, so no eval problem is an annotation document.
 """
 from __future__ import annotations

@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from toolformer_jax.tools import base as tool_base
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 from toolformer_jax.tools import registry
 
 # --- match specs -----------------------------------------------------------------------------

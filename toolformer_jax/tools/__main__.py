@@ -22,7 +22,7 @@ import gin
 
 from toolformer_jax.tools import base
 from toolformer_jax.tools import engine
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 from toolformer_jax.tools import registry
 
 EXIT_CALL_FAILED = 1

@@ -22,7 +22,7 @@ from typing import List, Optional, Tuple, Union
 import gin
 
 from toolformer_jax.tools import base
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 
 _TOKEN_RE = re.compile(
     r"\s*(?:"

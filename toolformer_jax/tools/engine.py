@@ -28,7 +28,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 import gin
 
 from toolformer_jax.tools import base
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 from toolformer_jax.tools import registry
 from toolformer_jax.tools import sandbox
 

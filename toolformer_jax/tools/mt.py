@@ -40,7 +40,7 @@ from py3langid import langid
 
 from toolformer_jax import assets
 from toolformer_jax.tools import base
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 
 DEFAULT_PIPELINES: Mapping[str, Tuple[str, ...]] = {
     "es": ("spa-eng",),

@@ -25,7 +25,7 @@ from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 import gin
 
 from toolformer_jax.tools import base
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 from toolformer_jax.tools import retrieval
 
 Reader = Callable[[str, Sequence[retrieval.Passage]], str]

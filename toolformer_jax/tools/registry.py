@@ -18,7 +18,7 @@ import gin
 
 from toolformer_jax.tools import base
 from toolformer_jax.tools import calculator
-from toolformer_jax.tools import calendar
+from toolformer_jax.tools import calendar_tool
 from toolformer_jax.tools import mt
 from toolformer_jax.tools import qa
 from toolformer_jax.tools import wikisearch
@@ -29,7 +29,7 @@ TOOL_CLASSES: Dict[str, Type[base.Tool]] = {
     "Calculator": calculator.Calculator,
     "WikiSearch": wikisearch.WikiSearch,
     "MT": mt.MT,
-    "Calendar": calendar.Calendar,
+    "Calendar": calendar_tool.Calendar,
 }
 DEFAULT_TOOLS: Tuple[str, ...] = tuple(TOOL_CLASSES)
 

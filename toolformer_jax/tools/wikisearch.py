@@ -13,7 +13,7 @@ from typing import Hashable, Optional
 import gin
 
 from toolformer_jax.tools import base
-from toolformer_jax.tools import format as call_format
+from toolformer_jax.tools import call_format
 from toolformer_jax.tools import retrieval
 
 

@@ -107,7 +107,7 @@ def text_without_calls(record: dict) -> str:
   record's own `call` and `result`) rendered as the pipeline inserted it
   (` [Tool(args) -> result]`) and removed. Raises ValueError when a call is not in the
   text (a record not written by the annotation pipeline)."""
-  from toolformer_jax.tools import format as call_format  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.tools import call_format  # pylint: disable=g-import-not-at-top
   calls = record.get("calls")
   if not calls:
     calls = [{"call": record.get("call"), "result": record.get("result"),

@@ -1,4 +1,4 @@
-"""Seeded, versioned generators of documents for the Calculator and Calendar tools.
+"""Seeded, versioned synthetic documents for the Calculator and Calendar tools.
 
 The bundled Wikipedia leads hold little arithmetic and no document dates, so on the
 embedded default these give the two tools material: statements ('arithmetic', 'dated')
@@ -6,8 +6,9 @@ and the same facts as question-answer pairs ('arithmetic_qa', 'dated_qa': "Quest
 ...\nAnswer: ...", the shape in which questions are asked at inference), and questions about
 a day some days, weeks or years from the record's date ('dated_offset_qa', answered by an
 offset Calendar call such as Calendar(3 days ago)). Every document is a function of
-(kind, version, index): the same call always yields the same documents. Evaluation
-generators use other templates and seeds (tasks/), so no eval item is produced here.
+(kind, version, index): the same call always yields the same documents. The eval item
+generators (toolformer_jax/evaluation/) use other templates and seeds, so no eval item is
+produced here.
 """
 
 from __future__ import annotations
@@ -182,15 +183,15 @@ def _offset_document(index: int, today: datetime.date, question: str, answer: st
                           date=today.isoformat(), language="en")
 
 
-GENERATORS = {"arithmetic": arithmetic_document, "dated": dated_document,
-              "arithmetic_qa": arithmetic_qa_document, "dated_qa": dated_qa_document,
-              "dated_offset_qa": dated_offset_qa_document}
+DOCUMENT_KINDS = {"arithmetic": arithmetic_document, "dated": dated_document,
+                  "arithmetic_qa": arithmetic_qa_document, "dated_qa": dated_qa_document,
+                  "dated_offset_qa": dated_offset_qa_document}
 
 
-def generate(kind: str, count: int, start: int = 0) -> Iterator[corpora.Document]:
-  if kind not in GENERATORS:
-    raise ValueError(f"unknown generator {kind!r}; known: {sorted(GENERATORS)}")
+def documents(kind: str, count: int, start: int = 0) -> Iterator[corpora.Document]:
+  if kind not in DOCUMENT_KINDS:
+    raise ValueError(f"unknown document kind {kind!r}; known: {sorted(DOCUMENT_KINDS)}")
   if count < 0:
     raise ValueError(f"count must be >= 0, got {count}")
   for index in range(start, start + count):
-    yield GENERATORS[kind](index)
+    yield DOCUMENT_KINDS[kind](index)

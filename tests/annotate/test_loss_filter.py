@@ -9,7 +9,7 @@ import pytest
 import torch
 import transformers
 
-from toolformer_jax.annotate import filter as filter_lib
+from toolformer_jax.annotate import loss_filter
 from toolformer_jax.checkpoints import load_hf_gptj
 from toolformer_jax.networks.gptj import GPTJ
 from toolformer_jax.vocab import Gpt2Vocabulary
@@ -43,7 +43,7 @@ def model(tmp_path_factory):
 def scorer(model):
   """One filter (its jitted kernels compile once); tests set its config."""
   module, params, _, tokenize = model
-  return filter_lib.LossDifferenceFilter(module, params, tokenize)
+  return loss_filter.LossDifferenceFilter(module, params, tokenize)
 
 
 def _score(scorer, config, documents, candidates):
@@ -62,7 +62,7 @@ def _candidates(tokenize):
                        | set(rng.integers(0, len(ids), size=10).tolist()))
     for i in positions:
       for call, result in (CALLS[d], CALLS[(d + 1) % len(CALLS)]):
-        candidates.append(filter_lib.Candidate(
+        candidates.append(loss_filter.Candidate(
             doc=d, token_position=int(i), prefix_call=f" [{call}]",
             prefix_call_result=f" [{call} -> {result}]"))
   return documents, candidates
@@ -87,19 +87,19 @@ def _reference_loss(torch_model, tokenize, doc_ids, z, i):
 
 
 def test_weights_are_the_papers():
-  np.testing.assert_allclose(filter_lib.loss_weights(5), np.array([5, 4, 3, 2, 1]) / 15)
-  np.testing.assert_allclose(filter_lib.loss_weights(2), [1 / 1.8, 0.8 / 1.8])
-  np.testing.assert_allclose(filter_lib.loss_weights(8), np.array([5, 4, 3, 2, 1, 0, 0, 0]) / 15)
+  np.testing.assert_allclose(loss_filter.loss_weights(5), np.array([5, 4, 3, 2, 1]) / 15)
+  np.testing.assert_allclose(loss_filter.loss_weights(2), [1 / 1.8, 0.8 / 1.8])
+  np.testing.assert_allclose(loss_filter.loss_weights(8), np.array([5, 4, 3, 2, 1, 0, 0, 0]) / 15)
   with pytest.raises(ValueError, match="window"):
-    filter_lib.loss_weights(0)
+    loss_filter.loss_weights(0)
 
 
 def test_kernel_equals_pytorch_per_candidate(model):
   module, params, torch_model, tokenize = model
   documents, candidates = _candidates(tokenize)
   assert len(candidates) >= 50
-  scorer = filter_lib.LossDifferenceFilter(module, params, tokenize,
-                                           filter_lib.FilterConfig(tau_f=0.0))
+  scorer = loss_filter.LossDifferenceFilter(module, params, tokenize,
+                                           loss_filter.FilterConfig(tau_f=0.0))
   scores = scorer.score(documents, candidates)  # a fresh filter: counts its own forwards
   worst = 0.0
   for c, s in zip(candidates, scores):
@@ -124,13 +124,13 @@ def test_keep_rule_thresholds_and_cost(model, scorer):
   tokenize = model[3]
   documents, candidates = _candidates(tokenize)
   candidates = candidates[:12]
-  base = _score(scorer, filter_lib.FilterConfig(tau_f=0.0), documents, candidates)
+  base = _score(scorer, loss_filter.FilterConfig(tau_f=0.0), documents, candidates)
   gains = np.array([s.loss_minus - s.loss_plus for s in base])
   tau = float(np.median(gains))
-  strict = _score(scorer, filter_lib.FilterConfig(tau_f=tau), documents, candidates)
+  strict = _score(scorer, loss_filter.FilterConfig(tau_f=tau), documents, candidates)
   assert [s.kept for s in strict] == [bool(g >= tau) for g in gains]
   lam = 0.01
-  costly = _score(scorer, filter_lib.FilterConfig(tau_f=tau, cost_lambda=lam), documents,
+  costly = _score(scorer, loss_filter.FilterConfig(tau_f=tau, cost_lambda=lam), documents,
                   candidates)
   for c, s, g in zip(candidates, costly, gains):
     assert s.call_tokens == len(tokenize(c.prefix_call_result))
@@ -139,15 +139,15 @@ def test_keep_rule_thresholds_and_cost(model, scorer):
 
 def test_bad_candidates_and_configs_fail_loudly(model, scorer):
   module, params, _, tokenize = model
-  scorer.config = filter_lib.FilterConfig()
+  scorer.config = loss_filter.FilterConfig()
   with pytest.raises(ValueError, match="candidate at token 9 of a 3-token document"):
-    scorer.score({0: [5, 6, 7]}, [filter_lib.Candidate(0, 9, " [A()]", " [A() -> 1]")])
+    scorer.score({0: [5, 6, 7]}, [loss_filter.Candidate(0, 9, " [A()]", " [A() -> 1]")])
   with pytest.raises(ValueError, match="length_buckets"):
-    filter_lib.FilterConfig(length_buckets=(64, 32))
+    loss_filter.FilterConfig(length_buckets=(64, 32))
   with pytest.raises(ValueError, match="exceeds the largest length bucket"):
-    filter_lib.LossDifferenceFilter(
-        module, params, tokenize, filter_lib.FilterConfig(length_buckets=(8,))).score(
-            {0: list(range(1, 20))}, [filter_lib.Candidate(0, 10, " [A()]", " [A() -> 1]")])
+    loss_filter.LossDifferenceFilter(
+        module, params, tokenize, loss_filter.FilterConfig(length_buckets=(8,))).score(
+            {0: list(range(1, 20))}, [loss_filter.Candidate(0, 10, " [A()]", " [A() -> 1]")])
 
 
 def _reference_inline_loss(torch_model, tokenize, doc_ids, z, i):
@@ -170,9 +170,9 @@ def test_inline_mode_equals_pytorch_and_shares_the_empty_loss(model, scorer):
   _, _, torch_model, tokenize = model
   documents, candidates = _candidates(tokenize)
   candidates = candidates[::3]
-  inline = _score(scorer, filter_lib.FilterConfig(tau_f=0.0, mode="inline"), documents,
+  inline = _score(scorer, loss_filter.FilterConfig(tau_f=0.0, mode="inline"), documents,
                   candidates)
-  prefix = _score(scorer, filter_lib.FilterConfig(tau_f=0.0), documents, candidates)
+  prefix = _score(scorer, loss_filter.FilterConfig(tau_f=0.0), documents, candidates)
   worst = 0.0
   for c, s, p in zip(candidates, inline, prefix):
     doc_ids = documents[c.doc]
@@ -182,4 +182,4 @@ def test_inline_mode_equals_pytorch_and_shares_the_empty_loss(model, scorer):
                                                            c.token_position)))
   assert worst < 1e-4, worst
   with pytest.raises(ValueError, match="mode must be"):
-    filter_lib.FilterConfig(mode="suffix")
+    loss_filter.FilterConfig(mode="suffix")

@@ -1,8 +1,8 @@
 """The call format: rendering, strict parsing and scanning of (model-generated) text."""
 import pytest
 
-from toolformer_jax.tools import format as fmt
-from toolformer_jax.tools.format import ToolCall
+from toolformer_jax.tools import call_format
+from toolformer_jax.tools.call_format import ToolCall
 
 
 @pytest.mark.parametrize("call, result, expected", [
@@ -16,23 +16,23 @@ from toolformer_jax.tools.format import ToolCall
     (ToolCall("MT", '"x -> y ]"'), "x", ' [MT("x -> y ]") -> x]'),
 ])
 def test_render(call, result, expected):
-  assert fmt.render_call(call, result) == expected
+  assert call_format.render_call(call, result) == expected
 
 
 def test_render_pending_then_completion():
   call = ToolCall("Calculator", "1 + 2")
-  text = "So" + fmt.render_pending(call)
+  text = "So" + call_format.render_pending(call)
   assert text == "So [Calculator(1 + 2) ->"
-  text += fmt.render_completion("3")
-  assert text == "So" + fmt.render_call(call, "3")
-  assert fmt.find_calls(text)[0].result == "3"
+  text += call_format.render_completion("3")
+  assert text == "So" + call_format.render_call(call, "3")
+  assert call_format.find_calls(text)[0].result == "3"
 
 
 @pytest.mark.parametrize("call", [ToolCall("Calculator", "(1"), ToolCall("QA", "a ] b"),
                                   ToolCall("1x", ""), ToolCall("QA", "a) b (c")])
 def test_render_rejects_calls_that_would_not_parse_back(call):
   with pytest.raises(ValueError):
-    fmt.render_call(call, "r")
+    call_format.render_call(call, "r")
 
 
 @pytest.mark.parametrize("text, tool, args", [
@@ -49,7 +49,7 @@ def test_render_rejects_calls_that_would_not_parse_back(call):
     ("MT(a -> b)", "MT", "a -> b"),
 ])
 def test_parse_call(text, tool, args):
-  assert fmt.parse_call(text) == ToolCall(tool, args)
+  assert call_format.parse_call(text) == ToolCall(tool, args)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -68,8 +68,8 @@ def test_parse_call(text, tool, args):
     (None, "must be a string"),
 ])
 def test_parse_call_errors(text, message):
-  result = fmt.parse_call(text)
-  assert isinstance(result, fmt.ParseError)
+  result = call_format.parse_call(text)
+  assert isinstance(result, call_format.ParseError)
   assert message in result.message
 
 
@@ -102,7 +102,7 @@ FIND_CASES = [
 
 @pytest.mark.parametrize("text, expected", FIND_CASES)
 def test_find_calls(text, expected):
-  spans = fmt.find_calls(text)
+  spans = call_format.find_calls(text)
   got = [(s.call.tool, s.call.args, s.result, s.closed) for s in spans]
   assert got == expected
   for span in spans:
@@ -117,24 +117,24 @@ def test_render_then_find_round_trip():
            (ToolCall("QA", '"Who said \\"no\\" -> why?"'), "Rosa Parks"),
            (ToolCall("MT", '"tortuga"'), None),
            (ToolCall("WikiSearch", '"a] [b"'), "x ] y")]
-  text = "start" + "".join(fmt.render_call(c, r) + " mid" for c, r in calls)
-  spans = fmt.find_calls(text)
+  text = "start" + "".join(call_format.render_call(c, r) + " mid" for c, r in calls)
+  spans = call_format.find_calls(text)
   assert [s.call for s in spans] == [c for c, _ in calls]
   assert [s.result for s in spans] == ["14", "Rosa Parks", None, "x ) y"]
-  assert fmt.strip_calls(text) == "start mid mid mid mid"
+  assert call_format.strip_calls(text) == "start mid mid mid mid"
 
 
 def test_pending_call():
   text = "It costs [Calculator(12 * 3) ->"
-  span = fmt.find_pending_call(text)
+  span = call_format.find_pending_call(text)
   assert span is not None and span.call == ToolCall("Calculator", "12 * 3")
-  assert fmt.find_pending_call(text + " 36]") is None
-  assert fmt.find_pending_call(text + " 3") is None
-  assert fmt.find_pending_call("no call ->") is None
+  assert call_format.find_pending_call(text + " 36]") is None
+  assert call_format.find_pending_call(text + " 3") is None
+  assert call_format.find_pending_call("no call ->") is None
 
 
 def test_strip_calls_keeps_unclosed_text():
-  assert fmt.strip_calls("a [Calculator(1) -> 1] b [QA(x") == "a b [QA(x"
+  assert call_format.strip_calls("a [Calculator(1) -> 1] b [QA(x") == "a b [QA(x"
 
 
 @pytest.mark.parametrize("args, text", [
@@ -147,18 +147,18 @@ def test_strip_calls_keeps_unclosed_text():
     ("", ""),
 ])
 def test_text_argument(args, text):
-  assert fmt.text_argument(args) == text
+  assert call_format.text_argument(args) == text
 
 
 def test_quote_argument_round_trips():
   for text in ['plain', 'with "quotes"', "back\\slash", 'a ] -> )']:
-    quoted = fmt.quote_argument(text)
-    assert fmt.text_argument(quoted) == text
-    assert fmt.parse_call(f"QA({quoted})") == ToolCall("QA", quoted)
+    quoted = call_format.quote_argument(text)
+    assert call_format.text_argument(quoted) == text
+    assert call_format.parse_call(f"QA({quoted})") == ToolCall("QA", quoted)
 
 
 def test_scan_is_linear_on_opener_soup():
   # 100k call openers: each candidate's scan stops at the next opener.
   text = "[QA(" * 100_000
-  spans = fmt.find_calls(text)
+  spans = call_format.find_calls(text)
   assert len(spans) == 1 and not spans[0].closed

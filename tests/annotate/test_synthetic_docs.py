@@ -1,4 +1,4 @@
-"""The seeded document generators: deterministic per (kind, version, index), versioned ids,
+"""The seeded synthetic documents: deterministic per (kind, version, index), versioned ids,
 right answers, texts that agree with their dates, and each kind passes its tool's rule."""
 import collections
 import datetime
@@ -10,11 +10,11 @@ import sys
 import pytest
 
 from toolformer_jax import corpora
-from toolformer_jax.annotate import generators
+from toolformer_jax.annotate import synthetic_docs
 from toolformer_jax.annotate import heuristics
 
 COUNT = 500
-KINDS = sorted(generators.GENERATORS)
+KINDS = sorted(synthetic_docs.DOCUMENT_KINDS)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
@@ -26,11 +26,11 @@ def test_kinds():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_deterministic_per_index(kind):
-  make = generators.GENERATORS[kind]
+  make = synthetic_docs.DOCUMENT_KINDS[kind]
   first = [make(i) for i in range(50)]
   assert [make(i) for i in reversed(range(50))] == first[::-1]  # no state between calls
-  assert list(generators.generate(kind, 50)) == first
-  assert list(generators.generate(kind, 10, start=20)) == first[20:30]
+  assert list(synthetic_docs.documents(kind, 50)) == first
+  assert list(synthetic_docs.documents(kind, 10, start=20)) == first[20:30]
   assert len({(d.text, d.date) for d in first}) > 40  # and not all alike
 
 
@@ -62,40 +62,40 @@ GOLDEN = [
 def test_pinned_documents(expected):
   kind, _, index = expected.id.split("-")
   assert kind in KINDS
-  assert generators.GENERATORS[kind](int(index)) == expected
+  assert synthetic_docs.DOCUMENT_KINDS[kind](int(index)) == expected
 
 
 def test_same_documents_in_another_process():
   """Seeds are strings hashed by `random` itself, not by Python's randomized hash()."""
-  code = ("from toolformer_jax.annotate import generators as g; "
-          "print([(d.id, d.text, d.date) for k in sorted(g.GENERATORS) "
-          "for d in g.generate(k, 20)])")
+  code = ("from toolformer_jax.annotate import synthetic_docs; "
+          "print([(d.id, d.text, d.date) for k in sorted(synthetic_docs.DOCUMENT_KINDS) "
+          "for d in synthetic_docs.documents(k, 20)])")
   env = dict(os.environ, PYTHONHASHSEED="12345")
   out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                        capture_output=True, text=True).stdout.strip()
-  here = [(d.id, d.text, d.date) for k in KINDS for d in generators.generate(k, 20)]
+  here = [(d.id, d.text, d.date) for k in KINDS for d in synthetic_docs.documents(k, 20)]
   assert out == repr(here)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_versioned_ids(kind, monkeypatch):
-  docs = list(generators.generate(kind, COUNT))
-  assert all(re.fullmatch(rf"{kind}-{generators.VERSION}-\d{{6}}", d.id) for d in docs)
+  docs = list(synthetic_docs.documents(kind, COUNT))
+  assert all(re.fullmatch(rf"{kind}-{synthetic_docs.VERSION}-\d{{6}}", d.id) for d in docs)
   assert [int(d.id.rsplit("-", 1)[1]) for d in docs] == list(range(COUNT))
-  assert generators.GENERATORS[kind](1234567).id == f"{kind}-{generators.VERSION}-1234567"
-  monkeypatch.setattr(generators, "VERSION", "v999")
-  other = list(generators.generate(kind, COUNT))
+  assert synthetic_docs.DOCUMENT_KINDS[kind](1234567).id == f"{kind}-{synthetic_docs.VERSION}-1234567"
+  monkeypatch.setattr(synthetic_docs, "VERSION", "v999")
+  other = list(synthetic_docs.documents(kind, COUNT))
   assert all(d.id.startswith(f"{kind}-v999-") for d in other)
   # the version seeds the documents too: another version is another corpus
   assert sum(a.text != b.text for a, b in zip(docs, other)) > COUNT * 0.9
 
 
 def test_generate_rejects_bad_arguments():
-  with pytest.raises(ValueError, match="unknown generator 'weather'"):
-    list(generators.generate("weather", 1))
+  with pytest.raises(ValueError, match="unknown document kind 'weather'"):
+    list(synthetic_docs.documents("weather", 1))
   with pytest.raises(ValueError, match="count must be >= 0"):
-    list(generators.generate("dated", -1))
-  assert not list(generators.generate("dated", 0))
+    list(synthetic_docs.documents("dated", -1))
+  assert not list(synthetic_docs.documents("dated", 0))
 
 
 ARITHMETIC = {
@@ -132,7 +132,7 @@ def _check_arithmetic(text):
 
 def test_every_arithmetic_answer_is_right():
   ops = collections.Counter(_check_arithmetic(d.text)
-                            for d in generators.generate("arithmetic", COUNT))
+                            for d in synthetic_docs.documents("arithmetic", COUNT))
   assert set(ops) == set("+-*/") and min(ops.values()) > COUNT / 8
 
 
@@ -148,7 +148,7 @@ DATED = (
 
 def test_dated_text_agrees_with_its_date():
   templates = collections.Counter()
-  for d in generators.generate("dated", COUNT):
+  for d in synthetic_docs.documents("dated", COUNT):
     day = datetime.date.fromisoformat(d.date)
     assert datetime.date(2015, 1, 1) <= day <= datetime.date(2027, 1, 1)
     matches = [(k, p.fullmatch(d.text)) for k, p in enumerate(DATED) if p.fullmatch(d.text)]
@@ -171,7 +171,7 @@ def test_documents_read_back_as_valid_records():
   """Generated documents satisfy the corpus record rules (a jsonl round trip keeps them)."""
   stats = corpora.ReadStats()
   for kind in KINDS:
-    for d in generators.generate(kind, 50):
+    for d in synthetic_docs.documents(kind, 50):
       record = {"id": d.id, "text": d.text, "date": d.date, "language": d.language}
       assert corpora.document_from_record(record, stats, "", "") == d
   assert stats.skipped == 0
@@ -192,7 +192,7 @@ WORDS = {"plus": "+", "minus": "-", "times": "*", "divided by": "/"}
 
 def test_every_arithmetic_question_has_the_right_answer():
   forms = collections.Counter()
-  for d in generators.generate("arithmetic_qa", COUNT):
+  for d in synthetic_docs.documents("arithmetic_qa", COUNT):
     question, answer = re.fullmatch(r"Question: (.+)\nAnswer: (-?\d+)", d.text).groups()
     bare = BARE.fullmatch(question)
     if bare:
@@ -213,7 +213,7 @@ def test_every_arithmetic_question_has_the_right_answer():
 
 def test_dated_questions_are_answered_from_the_records_date():
   kinds = collections.Counter()
-  for d in generators.generate("dated_qa", COUNT):
+  for d in synthetic_docs.documents("dated_qa", COUNT):
     day = datetime.date.fromisoformat(d.date)
     question, answer = re.fullmatch(r"Question: (.+)\nAnswer: (.+)", d.text).groups()
     expected = {"Which day of the week is it today?": WEEKDAYS[day.weekday()],
@@ -228,12 +228,12 @@ def test_dated_questions_are_answered_from_the_records_date():
 def test_offset_questions_are_answered_by_the_calendars_offset_call():
   """The span a question names ("3 days ago") is a Calendar argument whose result, on the
   record's date, holds the answer; and the answer agrees with the standard library."""
-  from toolformer_jax.tools import calendar
-  tool = calendar.Calendar()
+  from toolformer_jax.tools import calendar_tool
+  tool = calendar_tool.Calendar()
   words = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
            "nine": 9, "ten": 10}
   asked = collections.Counter()
-  for d in generators.generate("dated_offset_qa", COUNT):
+  for d in synthetic_docs.documents("dated_offset_qa", COUNT):
     today = datetime.date.fromisoformat(d.date)
     question, answer = re.fullmatch(r"Question: (.+)\nAnswer: (.+)", d.text).groups()
     until = re.search(rf"((?:{'|'.join(MONTHS)}) \d+, \d{{4}})(?:\?| is how many)", question)
@@ -255,7 +255,7 @@ def test_offset_questions_are_answered_by_the_calendars_offset_call():
     assert answer == expected, d.text
     assert answer in tool(span[0], {"date": d.date}), d.text
     asked[(span[2], span[3], "weekday" in question)] += 1
-    assert calendar.date_from_text(question) is None  # the text never states the day
+    assert calendar_tool.date_from_text(question) is None  # the text never states the day
   assert len(asked) == 9 and min(asked.values()) > COUNT / 20
 
 
@@ -264,7 +264,7 @@ def test_offset_questions_are_answered_by_the_calendars_offset_call():
                                         ("dated_qa", "Calendar"),
                                         ("dated_offset_qa", "Calendar")])
 def test_each_kind_passes_its_tools_heuristic(kind, tool):
-  docs = list(generators.generate(kind, COUNT))
+  docs = list(synthetic_docs.documents(kind, COUNT))
   kept, counts = heuristics.select(tool, docs)
   assert counts == {"seen": COUNT, "kept": COUNT}
   assert kept == docs

@@ -4,8 +4,8 @@ import datetime
 import pytest
 
 from toolformer_jax.tools import base
-from toolformer_jax.tools import calendar
-from toolformer_jax.tools.calendar import Calendar
+from toolformer_jax.tools import calendar_tool
+from toolformer_jax.tools.calendar_tool import Calendar
 
 
 @pytest.mark.parametrize("context, expected", [
@@ -117,8 +117,8 @@ def test_every_day_of_a_leap_year_matches_the_standard_library():
 
 
 def test_date_from_url_rejects_non_strings():
-  assert calendar.date_from_url(None) is None
-  assert calendar.date_from_url(12345) is None
+  assert calendar_tool.date_from_url(None) is None
+  assert calendar_tool.date_from_url(12345) is None
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -135,7 +135,7 @@ def test_date_from_url_rejects_non_strings():
     (12345, None),
 ])
 def test_date_from_text(text, expected):
-  assert calendar.date_from_text(text) == expected
+  assert calendar_tool.date_from_text(text) == expected
 
 
 def test_a_date_the_text_states_is_today_after_fields_and_urls():
