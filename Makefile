@@ -56,7 +56,7 @@ apt:
 
 install: $(STAMP) apt
 
-# make demo DEMO_SIZE=tiny|default|full DEMO_ROUNDS=N (sizes: toolformer_jax/demo.py SIZES)
+# make demo DEMO_SIZE=tiny|default|full DEMO_ROUNDS=N (sizes: gin/runs/demo/<size>.gin)
 DEMO_SIZE ?= default
 DEMO_ROUNDS ?= 1
 demo: install

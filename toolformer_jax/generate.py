@@ -35,10 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolformer_jax import gin_flags
+from toolformer_jax import cli
 
 FLAGS = flags.FLAGS
-_REPO_GIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
 TOOL_DECODING_GIN = "models/base/tool_decoding.gin"
 DEFAULT_MODEL_GIN = "models/smollm2_135m.gin"
 
@@ -46,13 +45,9 @@ DEFAULT_MODEL_GIN = "models/smollm2_135m.gin"
 def define_flags() -> None:
   """The CLI flags (defined only when run as a program, so importing this module defines
   none)."""
-  flags.DEFINE_multi_string(
-      "gin_file", [], f"Model gin files (searched in --gin_search_paths; default "
-      f"{DEFAULT_MODEL_GIN}). {TOOL_DECODING_GIN} is added after them.")
-  flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings (also as --gin.NAME=VALUE).")
-  flags.DEFINE_list(
-      "gin_search_paths", None, "Where gin files are looked up (default: the current "
-      "directory's gin/ and the repository's gin/).")
+  cli.define_gin_flags(
+      f"Model gin files (searched in --gin_search_paths; default {DEFAULT_MODEL_GIN}). "
+      f"{TOOL_DECODING_GIN} and {cli.NO_TRAINING_GIN} are added after them.")
   flags.DEFINE_string(
       "checkpoint", "smollm2", "A t5x checkpoint directory (checkpoint_<step>, or a "
       "MODEL_DIR) or a model source: 'smollm2', a .gguf file, an HF GPT-J directory.")
@@ -85,16 +80,12 @@ class GenerateError(ValueError):
 # --- model and parameters ----------------------------------------------------------------
 def build_model(gin_files: Sequence[str], bindings: Sequence[str],
                 search_paths: Optional[Sequence[str]] = None):
-  """The gin MODEL with tool decoding (models/base/tool_decoding.gin) on top."""
-  paths = list(search_paths) if search_paths else ["gin", _REPO_GIN]
-  for path in paths:
-    gin.add_config_file_search_path(path)
-  files = list(gin_files) or [DEFAULT_MODEL_GIN]
-  files.append(TOOL_DECODING_GIN)
+  """The gin MODEL with tool decoding (models/base/tool_decoding.gin) on top (and
+  runs/base/no_training.gin: nothing trains)."""
+  files = (list(gin_files) or [DEFAULT_MODEL_GIN]) + [TOOL_DECODING_GIN, cli.NO_TRAINING_GIN]
   with gin.unlock_config():
-    gin.parse_config_files_and_bindings(
-        files, ["TRAIN_STEPS = None", "toolformer_generate.model = %MODEL"] + list(bindings),
-        finalize_config=False)
+    cli.parse_gin(files, ["toolformer_generate.model = %MODEL"] + list(bindings),
+                  search_paths, finalize=False)
   return _configured()
 
 
@@ -139,20 +130,22 @@ def load_params(checkpoint: str, module) -> Tuple[Any, str]:
 
 # --- decoding ---------------------------------------------------------------------------
 def read_records(path: str) -> List[Dict[str, Any]]:
+  """The {"inputs": str, ...} records of a jsonl file, through the corpora record layer: a
+  line that is not a JSON object or has no "inputs" string is counted, logged and skipped."""
+  from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
+  stats = corpora.ReadStats(path)
   records = []
-  with open(path) as f:
-    for number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise GenerateError(f"{path}:{number}: not JSON ({e.msg})") from e
-      if not isinstance(record, dict) or not isinstance(record.get("inputs"), str):
-        raise GenerateError(f"{path}:{number}: a record needs an \"inputs\" string")
-      records.append(record)
+  for number, record in corpora.iter_json_records(path, stats):
+    if not isinstance(record.get("inputs"), str):
+      stats.skip(corpora.missing("inputs"), f"{path}:{number}")
+      continue
+    stats.count_read()
+    records.append(record)
+  if stats.skipped:
+    stats.log_summary()
   if not records:
-    raise GenerateError(f"{path}: no records")
+    raise GenerateError(f"{path}: no records" + (f" ({stats.summary()})" if stats.skipped
+                                                 else ""))
   return records
 
 
@@ -309,4 +302,4 @@ def _run() -> int:
 
 if __name__ == "__main__":
   define_flags()
-  gin_flags.run(lambda argv: sys.exit(main(argv)))
+  cli.run(main)

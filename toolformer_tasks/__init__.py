@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 
 import seqio
 
+from toolformer_jax import corpora
 from toolformer_tasks import annotated
 from toolformer_tasks import eval_tasks
 from toolformer_tasks import lm
@@ -33,7 +34,7 @@ from toolformer_tasks import vocabularies
 ANNOTATED_DIR_ENV = annotated.ANNOTATED_DIR_ENV
 WIKI_LM_TASK = lm.WIKI_LM_TASK
 MIXTURE = annotated.MIXTURE
-is_heldout = lm.is_heldout
+is_heldout = corpora.is_heldout  # the held-out split rule (also lm.is_heldout)
 eval_mixture = eval_tasks.eval_mixture
 
 

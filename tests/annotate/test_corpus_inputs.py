@@ -76,10 +76,10 @@ def test_ccnet_through_open_corpus(ccnet_dirs, monkeypatch):
   assert urls == ["https://a.org/1", "https://a.org/2", "https://a.org/3", "", ""]
 
 
-def test_ccnet_built_dataset_is_reused_and_sliced(ccnet_dirs, monkeypatch, capsys):
+def test_ccnet_built_dataset_is_reused_and_sliced(ccnet_dirs, monkeypatch):
   manual, data, expected = ccnet_dirs
-  tfds_corpora.main(["ccnet", f"--data_dir={data}", f"--manual_dir={manual}"])
-  assert capsys.readouterr().out.strip() == (
+  # what `python -m toolformer_jax.annotate --prepare_tfds=ccnet` prints
+  assert tfds_corpora.build("ccnet", str(data), str(manual)) == (
       f"ccnet/1.0.0 in {data}/ccnet/1.0.0: train 5 examples; skipped at build: "
       "{'malformed_json': 1}")
   monkeypatch.setenv(tfds_corpora.DATA_DIR_ENV, str(data))

@@ -13,6 +13,8 @@ import re
 import pytest
 from PIL import Image
 
+from toolformer_jax import cli
+from toolformer_jax import report as report_cli
 from toolformer_jax.annotate import pipeline
 from toolformer_jax.annotate import schema
 from toolformer_jax.annotate import report
@@ -247,7 +249,9 @@ def test_locate_call_without_calls_list_and_missing_call():
 
 
 def test_cli_and_empty_dir(run_dir, tmp_path, capsys):
-  report.main(["--annotate_dir", run_dir, "--out_dir", str(tmp_path / "r"), "--samples", "1"])
+  report_cli.define_flags()
+  assert cli.call(report_cli.main, ["--annotation", run_dir, "--out", str(tmp_path / "r"),
+                                    "--samples", "1"]) == 0
   line = capsys.readouterr().out.strip().splitlines()[-1]
   assert "Calculator 3/6, Calendar 1/3" in line and "5 malformed" in line
   assert (tmp_path / "r" / "report.md").exists()
@@ -256,11 +260,14 @@ def test_cli_and_empty_dir(run_dir, tmp_path, capsys):
   (tmp_path / "empty").mkdir()
   with pytest.raises(FileNotFoundError, match="no annotation shards"):
     report.write_report(str(tmp_path / "empty"))
-  with pytest.raises(SystemExit, match="error: no annotation shards"):
-    report.main(["--annotate_dir", str(tmp_path / "empty")])
-  with pytest.raises(SystemExit, match="error: no annotation directory"):
-    report.main(["--annotate_dir", str(tmp_path / "absent"), "--out_dir", str(tmp_path / "o")])
+  assert cli.call(report_cli.main, ["--annotation", str(tmp_path / "empty")]) == 1
+  assert capsys.readouterr().err.strip().startswith("error: no annotation shards")
+  assert cli.call(report_cli.main, ["--annotation", str(tmp_path / "absent"),
+                                    "--out", str(tmp_path / "o")]) == 1
+  assert capsys.readouterr().err.strip().startswith("error: no annotation directory")
   assert not (tmp_path / "absent").exists() and not (tmp_path / "o").exists()
+  assert cli.call(report_cli.main, ["--annotation", run_dir, "--run", f"x={run_dir}"]) == 2
+  assert "not both" in capsys.readouterr().err
 
 
 def test_refused_calls_are_listed(written):

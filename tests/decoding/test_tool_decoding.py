@@ -16,6 +16,7 @@ import pytest
 from cpu_env import cpu_subprocess_env
 
 from toolformer_jax import vocab as vocab_lib
+from toolformer_jax.decoding import aux_schema
 from toolformer_jax.decoding import tool_decoding
 from toolformer_jax.decoding.greedy import prompt_features
 from toolformer_jax.networks.gptj import GPTJ, GPTJConfig
@@ -254,7 +255,7 @@ def test_forced_call_runs_the_calculator_and_continues(network, executor):
   batch, tokens, aux, record = _forced_run(network, executor, at, record=True)
   text = text_of(tokens[0])
   assert " [Calculator(400 / 1400) -> 0.29]" in text, text
-  calls = tool_decoding.calls_from_aux(tokens[0], tool_decoding.split_aux(aux, 0), VOCAB)
+  calls = aux_schema.calls_from_aux(tokens[0], aux_schema.split_aux(aux, 0), VOCAB)
   assert len(calls) == 1
   call = calls[0]
   assert (call["tool"], call["args"], call["result"], call["status"]) == (
@@ -358,7 +359,7 @@ def test_rows_calling_in_the_same_step_go_to_the_engine_together(network):
     _, tokens, aux = _forced_run(network, ex, [[int(n) + 2] for n in lengths], per_row=per_row)
   assert seen == [4]
   for b, expected in enumerate(["2", "4", "6", "8"]):
-    (call,) = tool_decoding.calls_from_aux(tokens[b], tool_decoding.split_aux(aux, b), VOCAB)
+    (call,) = aux_schema.calls_from_aux(tokens[b], aux_schema.split_aux(aux, b), VOCAB)
     assert call["result"] == expected and call["step"] == int(aux["call_step"][0, 0])
 
 
@@ -370,7 +371,7 @@ def test_chained_calls_and_max_calls(network, executor):
   for max_calls in (1, 2, 3):
     _, tokens, aux = _forced_run(network, executor, at, script=scripts,
                                  **({} if max_calls == 1 else {"max_calls": max_calls}))
-    calls = tool_decoding.calls_from_aux(tokens[0], tool_decoding.split_aux(aux, 0), VOCAB)
+    calls = aux_schema.calls_from_aux(tokens[0], aux_schema.split_aux(aux, 0), VOCAB)
     assert [c["result"] for c in calls] == ["5", "35", "-8"][:max_calls]
     assert int(aux["call_count"][0]) == max_calls
     text = text_of(tokens[0])
@@ -390,7 +391,7 @@ def test_bad_calls_insert_an_error_and_decoding_goes_on(network, executor, scrip
   start = time.time()
   _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2]],
                                script=script)
-  (call,) = tool_decoding.calls_from_aux(tokens[0], tool_decoding.split_aux(aux, 0), VOCAB)
+  (call,) = aux_schema.calls_from_aux(tokens[0], aux_schema.split_aux(aux, 0), VOCAB)
   assert call["status"] == status
   assert call["result"].startswith(result or status + ": "), call
   end = int(aux["call_marker_position"][0, 0]) + int(aux["call_result_length"][0, 0])
@@ -405,7 +406,7 @@ def test_results_are_capped_in_tokens(network, executor):
   _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2]],
                                script="Calcu(2) ->", max_result_tokens=5)
   assert int(aux["call_result_length"][0, 0]) == 5
-  (call,) = tool_decoding.calls_from_aux(tokens[0], tool_decoding.split_aux(aux, 0), VOCAB)
+  (call,) = aux_schema.calls_from_aux(tokens[0], aux_schema.split_aux(aux, 0), VOCAB)
   marker = int(aux["call_marker_position"][0, 0])
   assert VOCAB.decode([int(tokens[0, marker + 5])]) == "]"
   assert call["result"].startswith("refused")
@@ -415,7 +416,7 @@ def test_a_call_without_marker_is_cut_off(network, executor):
   lengths = prompt_lengths(features())
   _, tokens, aux = _forced_run(network, executor, [[int(lengths[0]) + 2]],
                                script="Calculator(1 + 1 + 1 + 1 + 1 + 1", max_call_tokens=6)
-  (call,) = tool_decoding.calls_from_aux(tokens[0], tool_decoding.split_aux(aux, 0), VOCAB)
+  (call,) = aux_schema.calls_from_aux(tokens[0], aux_schema.split_aux(aux, 0), VOCAB)
   assert call["status"] == "refused" and "within 6 tokens" in call["result"]
   marker = int(aux["call_marker_position"][0, 0])
   assert marker - call["position"] == 6
@@ -547,7 +548,7 @@ def test_smollm2_calls_the_calculator_by_itself():
             params, jnp.asarray(tokens), jnp.asarray(causal))
     out, aux = np.asarray(out), jax.tree.map(np.asarray, aux)  # (runs the calls)
   row = out[0, :length - 1 - len(ids)].tolist()
-  (call,) = tool_decoding.calls_from_aux(row, tool_decoding.split_aux(aux, 0), vocabulary)
+  (call,) = aux_schema.calls_from_aux(row, aux_schema.split_aux(aux, 0), vocabulary)
   assert (call["tool"], call["args"], call["result"], call["status"]) == (
       "Calculator", "59 * 8", "472", "ok"), vocabulary.decode(row)
   assert vocabulary.decode(row).startswith(" [Calculator(59 * 8) -> 472]")

@@ -13,8 +13,9 @@ from toolformer_jax.evaluation import fact_items
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import math_items
 from toolformer_jax.evaluation import metrics
+from toolformer_jax.evaluation import registry
 
-GENERATORS = items_lib.generators()
+GENERATORS = registry.generators()
 # What seed 0 gives, per generator: a change here without a new version name would silently
 # change a benchmark that earlier reports were computed on. Bump the generator's version
 # (and put the new fingerprint here) instead.
@@ -126,10 +127,10 @@ def test_lead_facts_from_descriptions():
 
 
 def test_lead_facts_come_from_the_heldout_split_only(seed0):
-  from toolformer_tasks import lm  # pylint: disable=g-import-not-at-top
+  from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
   facts = fact_items.leads_facts(heldout_only=True)
   assert len(facts) > 100
-  assert all(lm.is_heldout(f.title) for f in facts)
+  assert all(corpora.is_heldout(f.title) for f in facts)
 
 
 def test_calendar_dates_are_relative_to_the_calendar_tools_date():
@@ -153,7 +154,7 @@ def _question_text(item):
   return item.inputs.replace("Question:", " ").replace("Answer:", " ")
 
 
-def test_eval_items_are_disjoint_from_the_annotation_generators():
+def test_eval_items_are_disjoint_from_the_annotation_corpus_documents():
   # Vocabulary: the math templates share no name or object with the annotation's documents.
   template_words = set(metrics.normalize_words(" ".join(
       math_items.NAMES + math_items.OBJECTS + math_items.SHOPS + math_items.PRICED)))
@@ -163,7 +164,7 @@ def test_eval_items_are_disjoint_from_the_annotation_generators():
   # Text: no 6-word run of any eval question (two seeds) occurs in the annotation documents.
   annotation = set()
   for kind in synthetic_docs.DOCUMENT_KINDS:
-    for doc in synthetic_docs.generate(kind, 3000):
+    for doc in synthetic_docs.documents(kind, 3000):
       annotation |= _shingles(doc.text)
   for seed in (0, 1):
     for name, generator in GENERATORS.items():

@@ -12,6 +12,7 @@ from toolformer_tasks import eval_tasks
 from toolformer_tasks import vocabularies
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
+from toolformer_jax.evaluation import registry
 
 LENGTHS = {"inputs": 48, "targets": 8}
 
@@ -40,7 +41,7 @@ def test_mixture_of_sources_and_families(vocabulary):
 
 def test_generation_examples_carry_answers_and_match(vocabulary):
   name = eval_tasks.register_generator_task("dates_given_v1", vocabulary, count=4, seed=0)
-  items = items_lib.get("dates_given_v1").generate(4, 0)
+  items = registry.get("dates_given_v1").generate(4, 0)
   examples = _examples(name)
   assert [e["id"].decode() for e in examples] == [i.id for i in items]
   for ex, item in zip(examples, items):
@@ -132,3 +133,10 @@ def test_asdiv_joins_the_math_family_when_a_path_is_given(monkeypatch):
   monkeypatch.setenv("TOOLFORMER_ASDIV_PATH", "/somewhere")
   assert "math_asdiv" in eval_tasks.expand_sources(None)
   assert eval_tasks.expand_sources(["qa_leads_v1"]) == ["qa_leads_v1"]
+
+
+def test_heldout_rule_has_one_copy():
+  from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
+  from toolformer_tasks import lm  # pylint: disable=g-import-not-at-top
+  assert lm.is_heldout is corpora.is_heldout is toolformer_tasks.is_heldout
+  assert lm.HELDOUT_PER_MILLE == corpora.HELDOUT_PER_MILLE

@@ -7,7 +7,18 @@ import sys
 import gin
 import pytest
 
-from toolformer_jax.tools import __main__ as cli
+from absl import flags
+
+from toolformer_jax import cli
+from toolformer_jax.tools import __main__ as tools_main
+
+if "timeout_s" not in flags.FLAGS:
+  tools_main.define_flags()
+
+
+def _main(args):
+  """main as the command line calls it: cli.call parses the flags (and restores them)."""
+  return cli.call(tools_main.main, args)
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +37,10 @@ def test_module_entry_point(tmp_path):
   assert bad.returncode != 0 and bad.stdout == ""
   assert len(bad.stderr.strip().splitlines()) == 1
   assert bad.stderr.startswith("error: malformed call")
+  usage = subprocess.run([sys.executable, "-m", "toolformer_jax.tools", "--timeout_s=soon",
+                          "Calculator(1)"], capture_output=True, text=True, env=env,
+                         timeout=120, check=False)
+  assert usage.returncode == 2 and "--timeout_s" in usage.stderr
 
 
 @pytest.mark.parametrize("argv, code, out, err", [
@@ -41,10 +56,11 @@ def test_module_entry_point(tmp_path):
     (["Weather(Paris)"], 1, "", "error: unknown tool 'Weather'"),
     (["not a call"], 1, "", "error: malformed call"),
     ([], 2, "", "error: give a call"),
+    (["Calculator(1)", "Calculator(2)"], 2, "", "error: give one call"),
     (["--gin.NoSuchThing.x=1", "Calculator(1)"], 2, "", "error: bad gin configuration"),
 ])
 def test_main(argv, code, out, err, capsys):
-  assert cli.main(argv) == code
+  assert _main(argv) == code
   captured = capsys.readouterr()
   assert captured.out == out
   assert captured.err.startswith(err)
@@ -52,7 +68,7 @@ def test_main(argv, code, out, err, capsys):
 
 
 def test_list(capsys):
-  assert cli.main(["--list"]) == 0
+  assert _main(["--list"]) == 0
   lines = capsys.readouterr().out.splitlines()
   assert [line.split()[0] for line in lines] == ["QA", "Calculator", "WikiSearch", "MT",
                                                  "Calendar"]
@@ -60,11 +76,11 @@ def test_list(capsys):
 
 
 def test_json_output(capsys):
-  assert cli.main(["--json", "Calculator(400 / 1400)"]) == 0
+  assert _main(["--json", "Calculator(400 / 1400)"]) == 0
   record = json.loads(capsys.readouterr().out)
   assert (record["tool"], record["status"], record["text"]) == ("Calculator", "ok", "0.29")
 
 
 def test_unavailable_backend_exit_code(capsys):
-  assert cli.main(["--gin.MT.apertium_binary='no-such-apertium'", 'MT("hola")']) == 3
+  assert _main(["--gin.MT.apertium_binary='no-such-apertium'", 'MT("hola")']) == 3
   assert "apt-get install" in capsys.readouterr().err

@@ -79,6 +79,18 @@ def local_mesh(num_partitions: int = 1):
   return partitioning.make_mesh(num_partitions, devices)
 
 
+def tool_settings(tools: Sequence[str],
+                  tool_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                  tau_f: Optional[float] = None) -> Dict[str, pipeline.ToolSettings]:
+  """Each tool's settings: the paper's, then its tool_overrides entry, then tau_f (every
+  tool's filter threshold, e.g. a demo size's; None: the tool's own)."""
+  if tau_f is not None:
+    tool_overrides = {t: dict(v) for t, v in (tool_overrides or {}).items()}
+    for tool in tools:
+      tool_overrides.setdefault(tool, {})["tau_f"] = float(tau_f)
+  return pipeline.tool_settings(tools, tool_overrides)
+
+
 @gin.configurable(denylist=["shard_index", "num_shards", "process_index", "process_count",
                             "progress"])
 def run(annotate_dir: str = gin.REQUIRED,
@@ -90,6 +102,7 @@ def run(annotate_dir: str = gin.REQUIRED,
         vocabulary=None,
         scan_layers: bool = False,
         tool_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        tau_f: Optional[float] = None,
         sampling_config: sampling.SamplingConfig = sampling.SamplingConfig(),
         filter_config: loss_filter.FilterConfig = loss_filter.FilterConfig(),
         heuristics_config: heuristics.HeuristicsConfig = heuristics.HeuristicsConfig(),
@@ -110,7 +123,7 @@ def run(annotate_dir: str = gin.REQUIRED,
   start = time.perf_counter()
   if vocabulary is None:
     raise ValueError("run.vocabulary is not bound: include a model gin file")
-  settings = pipeline.tool_settings(tools, tool_overrides)  # bad config fails here
+  settings = tool_settings(tools, tool_overrides, tau_f)  # bad config fails here
   if compare_inline and filter_config.mode != "prefix":
     raise ValueError("compare_inline scores inline beside the prefix-mode filter; it needs "
                      f"FilterConfig.mode = 'prefix', not {filter_config.mode!r}")

@@ -30,7 +30,6 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import numpy as np
 
-from toolformer_jax import vocab as vocab_lib
 from toolformer_jax.networks import kv_cache
 from toolformer_jax.tools import call_format
 
@@ -128,6 +127,7 @@ class CallSampler:
     self.params = params
     self.vocabulary = vocabulary
     self.config = config
+    from toolformer_jax import vocab as vocab_lib  # pylint: disable=g-import-not-at-top
     self.call_start_id = vocab_lib.single_token_id(vocabulary, call_format.CALL_START)
     self._encode_cache = {}
     self.forwards = 0  # prefix forwards (positions and prefills), for reports and benchmarks

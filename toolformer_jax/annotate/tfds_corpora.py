@@ -31,7 +31,7 @@ lives is read from the environment (or passed to `read_tfds`):
 A run builds what it reads on first use. Build once ahead of a multi-process run (each
 process would otherwise race to build the same dataset):
 
-  python -m toolformer_jax.annotate.tfds_corpora ccnet --data_dir=D --manual_dir=DIR
+  python -m toolformer_jax.annotate --prepare_tfds=ccnet --data_dir=D --manual_dir=DIR
 
 (`tfds build` needs apache_beam, which the project does not install.)
 
@@ -331,25 +331,15 @@ def read_tfds(spec: str, stats: Optional[corpora.ReadStats] = None,
     stats.log_summary()
 
 
-def main(argv=None) -> None:
-  """Builds (if needed) one dataset and prints a one-line summary."""
-  import argparse  # pylint: disable=g-import-not-at-top
-  parser = argparse.ArgumentParser(
-      prog="python -m toolformer_jax.annotate.tfds_corpora",
-      description="Build a TFDS corpus (ccnet, wikipedia_leads/CONFIG or any registered "
-                  "dataset) for the annotation CORPUS part 'tfds:NAME[/CONFIG][:SPLIT]'.")
-  parser.add_argument("name", help="NAME[/CONFIG], e.g. ccnet or wikipedia_leads/es")
-  parser.add_argument("--data_dir", default=None, help=f"default: ${DATA_DIR_ENV} or TFDS's")
-  parser.add_argument("--manual_dir", default=None,
-                      help=f"default: ${MANUAL_DIR_ENV} or <data_dir>/downloads/manual")
-  args = parser.parse_args(argv)
-  builder = load_builder(args.name, args.data_dir, args.manual_dir, prepare=True)
-  splits = ", ".join(f"{name} {split.num_examples}"
-                     for name, split in sorted(builder.info.splits.items()))
+def build(name: str, data_dir: Optional[str] = None,
+          manual_dir: Optional[str] = None) -> str:
+  """Builds (if needed) one dataset, NAME[/CONFIG]; returns a one-line summary.
+
+  `python -m toolformer_jax.annotate --prepare_tfds=NAME` prints it.
+  """
+  builder = load_builder(name, data_dir, manual_dir, prepare=True)
+  splits = ", ".join(f"{split_name} {split.num_examples}"
+                     for split_name, split in sorted(builder.info.splits.items()))
   skipped = dict((builder.info.metadata or {}).get("skipped", {}))
-  print(f"{builder.info.full_name} in {builder.data_dir}: {splits} examples"
-        f"{f'; skipped at build: {skipped}' if skipped else ''}")
-
-
-if __name__ == "__main__":
-  main()
+  return (f"{builder.info.full_name} in {builder.data_dir}: {splits} examples"
+          f"{f'; skipped at build: {skipped}' if skipped else ''}")

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Optional, Tuple
 
-from toolformer_jax import vocab as vocab_lib
-
 
 class ConvertError(ValueError):
   """Bad conversion arguments or inputs."""
@@ -36,6 +34,7 @@ def load_network(path: str, *, scan_layers: bool = False,
   if kind == "gguf":
     from toolformer_jax.checkpoints import gguf  # pylint: disable=g-import-not-at-top
     from toolformer_jax.networks import llama  # pylint: disable=g-import-not-at-top
+    from toolformer_jax import vocab as vocab_lib  # pylint: disable=g-import-not-at-top
     gguf_path = vocab_lib.smollm2_gguf_path() if path == "smollm2" else path
     config, params = gguf.load_gguf_llama(gguf_path, scan_layers=scan_layers, dtype=dtype)
     return llama.Llama(config), params, kind

@@ -24,7 +24,6 @@ from typing import Any, Dict
 
 import numpy as np
 
-from toolformer_jax import vocab as vocab_lib
 
 PAD_LOGIT_BIAS = -1e9
 
@@ -35,6 +34,8 @@ def gptj_params_to_seqio_ids(params: Dict[str, Any]) -> Dict[str, Any]:
   Returns a new tree; only token_embedder/embedding and lm_head/{kernel,bias} change.
   Raises ValueError for tables too small to take the swap.
   """
+  # vocab (seqio, TensorFlow) only here, so importing this module loads neither.
+  from toolformer_jax import vocab as vocab_lib  # pylint: disable=g-import-not-at-top
   embedding = np.asarray(params["token_embedder"]["embedding"])  # [vocab, embed]
   kernel = np.asarray(params["lm_head"]["kernel"])  # [embed, vocab]
   bias = np.asarray(params["lm_head"]["bias"])  # [vocab]

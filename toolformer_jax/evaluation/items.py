@@ -1,20 +1,24 @@
-"""Eval items, the task families, the registry of seeded and versioned generators, and the
-prompt formats (zero-shot in the paper's style, or with a few-shot tool demonstration).
+"""Eval items, the task families and task names, the seeded item streams, and the prompt
+formats (zero-shot in the paper's style, or with a few-shot tool demonstration).
 
 An `EvalItem` is one zero-shot prompt (`inputs`), the gold answer as the model would write
 it (`targets`), every accepted answer (`answers`) and how to match them (`match`, a spec
-of `toolformer_jax.evaluation.metrics`). Generators are pure functions of (count, seed):
-`generator_name(...)` is `<name>_<version>`, the version is bumped whenever the items a
-seed gives change, and every random choice is drawn from a `random.Random` keyed by the
-generator's full name, the seed and the item index (the annotation generators key theirs
-by "toolformer-annotate-...", so the two never share a stream).
+of `toolformer_jax.evaluation.metrics`). Generators (registry.py) are pure functions of
+(count, seed): `generator_name(...)` is `<name>_<version>`, the version is bumped whenever
+the items a seed gives change, and every random choice is drawn from a `random.Random`
+keyed by the generator's full name, the seed and the item index (`rng`; the annotation
+corpus's synthetic documents key theirs by "toolformer-annotate-...", so the two never
+share a stream).
+
+This module imports no generator module and not the registry: the generator modules
+import it (and registry.py), never the other way round.
 """
 from __future__ import annotations
 
 import dataclasses
 import random
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from toolformer_jax.evaluation import metrics
 
@@ -67,66 +71,6 @@ class EvalItem:
     if self.family not in FAMILIES:
       return f"unknown family {self.family!r}"
     return metrics.check_answers(list(self.answers), self.match)
-
-
-@dataclasses.dataclass(frozen=True)
-class Generator:
-  """A registered generator: `fn(count, seed)` returns up to `count` items."""
-
-  name: str
-  version: str
-  family: str
-  fn: Callable[[int, int], List[EvalItem]]
-  default_count: int
-  description: str
-
-  @property
-  def full_name(self) -> str:
-    return f"{self.name}_{self.version}"
-
-  def generate(self, count: Optional[int] = None, seed: int = 0) -> List[EvalItem]:
-    count = self.default_count if count is None else count
-    if not isinstance(count, int) or count < 0:
-      raise ValueError(f"{self.full_name}: count must be an int >= 0, got {count!r}")
-    items = self.fn(count, seed)
-    for item in items:
-      problem = item.problem()
-      if problem:
-        raise ValueError(f"{self.full_name} made an item it cannot score ({item.id}): "
-                         f"{problem}")
-    return items
-
-
-GENERATORS: Dict[str, Generator] = {}
-
-
-def register(name: str, version: str, family: str, default_count: int, description: str):
-  """Decorator: registers `fn(count, seed) -> [EvalItem]` under `<name>_<version>`."""
-
-  def wrap(fn):
-    generator = Generator(name, version, family, fn, default_count, description)
-    if generator.full_name in GENERATORS:
-      raise ValueError(f"generator {generator.full_name} registered twice")
-    GENERATORS[generator.full_name] = generator
-    return fn
-
-  return wrap
-
-
-def generators() -> Dict[str, Generator]:
-  """Every registered generator by full name (imports the generator modules)."""
-  # pylint: disable=g-import-not-at-top,unused-import
-  from toolformer_jax.evaluation import date_items
-  from toolformer_jax.evaluation import fact_items
-  from toolformer_jax.evaluation import math_items
-  return dict(GENERATORS)
-
-
-def get(full_name: str) -> Generator:
-  known = generators()
-  if full_name not in known:
-    raise ValueError(f"unknown eval generator {full_name!r}; known: {', '.join(sorted(known))}")
-  return known[full_name]
 
 
 def rng(full_name: str, seed: int, index) -> random.Random:

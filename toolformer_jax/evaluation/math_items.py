@@ -17,6 +17,7 @@ from typing import List
 
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
+from toolformer_jax.evaluation import registry
 
 NAMES = ("Priya", "Mateo", "Chloe", "Kwame", "Ingrid", "Hiro", "Fatima", "Diego", "Amara",
          "Lukas", "Zainab", "Tomas")
@@ -79,8 +80,8 @@ def _template(r) -> tuple:
           f"cost?", round(price * count, 2))
 
 
-@items_lib.register("math_templates", "v1", items_lib.MATH, 300,
-                    "own one- and two-step word problems (ASDiv/SVAMP style)")
+@registry.register("math_templates", "v1", items_lib.MATH, 300,
+                   "own one- and two-step word problems (ASDiv/SVAMP style)")
 def template_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   name = "math_templates_v1"
   out = []
@@ -123,14 +124,14 @@ def _gym_items(dataset: str, full_name: str, count: int, seed: int, **config
   return out
 
 
-@items_lib.register("math_gsm_symbolic", "v1", items_lib.MATH, 200,
-                    "reasoning-gym gsm_symbolic (GSM8K-style multi-step problems)")
+@registry.register("math_gsm_symbolic", "v1", items_lib.MATH, 200,
+                   "reasoning-gym gsm_symbolic (GSM8K-style multi-step problems)")
 def gsm_symbolic_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   return _gym_items("gsm_symbolic", "math_gsm_symbolic_v1", count, seed)
 
 
-@items_lib.register("math_basic_arithmetic", "v1", items_lib.MATH, 200,
-                    "reasoning-gym basic_arithmetic (2-4 terms of 1-3 digits)")
+@registry.register("math_basic_arithmetic", "v1", items_lib.MATH, 200,
+                   "reasoning-gym basic_arithmetic (2-4 terms of 1-3 digits)")
 def basic_arithmetic_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   return _gym_items("basic_arithmetic", "math_basic_arithmetic_v1", count, seed,
                     min_terms=2, max_terms=4, min_digits=1, max_digits=3)

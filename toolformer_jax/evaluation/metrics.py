@@ -14,8 +14,8 @@ calls removed, cut at the first blank line):
   weekday   the first weekday named in the output is the gold weekday.
 
 Calls, per example, from the aux outputs of tool-use decoding (t5x's predict_with_aux;
-`toolformer_jax.decoding.tool_decoding`): whether a call was started (`call_count` > 0),
-the tool of the first call (read from the call text in the prediction; `unparsed` when the
+their schema and decoding: `toolformer_jax.decoding.aux_schema`): whether a call was
+started (`call_count` > 0), the tool of the first call (read from the call text in the prediction; `unparsed` when the
 model's call text names none), its status and the rank and probability of " [" when it was
 triggered.
 
@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from toolformer_jax.decoding import aux_schema
 from toolformer_jax.tools import base as tool_base
 from toolformer_jax.tools import call_format
 from toolformer_jax.tools import registry
@@ -89,7 +90,7 @@ TRIGGER_RANK_MEAN = "trigger_rank_mean"  # mean rank of " [" at the first call's
 TRIGGER_PROB_MEAN = "trigger_prob_mean"  # mean p(" [") there
 PERPLEXITY = "perplexity"  # the held-out LM task's (toolformer_tasks.lm.perplexity)
 UNPARSED_TOOL = "unparsed"
-UNFINISHED = "unfinished"
+UNFINISHED = aux_schema.UNFINISHED
 TOOLS = tuple(registry.DEFAULT_TOOLS)
 RANK_BINS = 10  # ranks 0..9 (the paper's trigger top-k is 10), then one bin for the rest
 CALL_RATE_PREFIX = CALL_RATE + "_"
@@ -338,34 +339,27 @@ class ExampleCall:
   result: Optional[str] = None  # the tool's result written into the output, if any
 
 
-def _first(value: Any) -> Any:
-  flat = np.asarray(value).reshape(-1)
-  return flat[0] if flat.size else None
-
-
 def example_call(prediction: str, aux: Optional[Mapping[str, Any]]) -> ExampleCall:
   """The first call of an output from its aux row (call_count scalar, call_* [max_calls])."""
-  if not aux or "call_count" not in aux or int(_first(aux["call_count"])) <= 0:
+  first = aux_schema.first
+  if (not aux or aux_schema.CALL_COUNT not in aux
+      or int(first(aux[aux_schema.CALL_COUNT])) <= 0):
     return ExampleCall(made=False)
   spans = [s for s in call_format.find_calls(str(prediction))
            if str(prediction)[s.start:s.start + len(call_format.CALL_START)]
            == call_format.CALL_START]
   tool = spans[0].call.tool if spans else UNPARSED_TOOL
-  code = int(_first(aux.get("call_status", [-1])))
-  status = tool_base.STATUSES[code] if 0 <= code < len(tool_base.STATUSES) else UNFINISHED
-  rank = aux.get("call_trigger_rank")
-  prob = aux.get("call_trigger_prob")
+  status = aux_schema.status_name(
+      first(aux.get(aux_schema.CALL_STATUS, [aux_schema.STATUS_UNFINISHED])))
+  rank = aux.get(aux_schema.CALL_TRIGGER_RANK)
+  prob = aux.get(aux_schema.CALL_TRIGGER_PROB)
   result = spans[0].result if spans and status == tool_base.STATUS_OK else None
   return ExampleCall(made=True, tool=tool, status=status, result=result,
-                     trigger_rank=None if rank is None else int(_first(rank)),
-                     trigger_prob=None if prob is None else float(_first(prob)))
+                     trigger_rank=None if rank is None else int(first(rank)),
+                     trigger_prob=None if prob is None else float(first(prob)))
 
 
-def aux_row(aux_values: Optional[Mapping[str, Any]], index: int) -> Dict[str, Any]:
-  """Example `index` of batched aux values ({name: [N, ...]}); the call_* keys only."""
-  if not aux_values:
-    return {}
-  return {k: np.asarray(v)[index] for k, v in aux_values.items() if k.startswith("call_")}
+aux_row = aux_schema.aux_row  # example `index` of batched aux values; the call_* keys only
 
 
 # --- seqio -----------------------------------------------------------------------------------

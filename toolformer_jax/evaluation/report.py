@@ -18,21 +18,21 @@ the latest step of each task is reported, in the order the runs are given. Write
 * PNG bar charts: accuracy_<family>.png, call_rates.png, trigger_rank.png, perplexity.png.
 
 Malformed metric lines are counted and skipped; a run directory without metrics is an
-error (one line, exit status 2). Ends with a one-line summary. Needs matplotlib only to
-draw; no jax, TensorFlow or seqio.
+error (one line, exit status 2, from the CLI toolformer_jax.report). Ends with a one-line
+summary. Needs matplotlib only to draw; no jax, TensorFlow or seqio.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import glob
 import json
 import math
 import os
 import re
-import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from toolformer_jax import corpora
+from toolformer_jax import reporting
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
 
@@ -116,20 +116,12 @@ def load_run(name: str, directory: str) -> Run:
   for path in paths:
     task_name = os.path.basename(path)[:-len(METRICS_SUFFIX)]
     latest: Optional[Dict[str, Any]] = None
-    with open(path, encoding="utf-8") as f:
-      for line in f:
-        if not line.strip():
-          continue
-        try:
-          record = json.loads(line)
-        except ValueError:
-          record = None
-        if not isinstance(record, dict):
-          run.skipped_lines += 1
-          continue
-        step = record.get("step", -1)
-        if latest is None or (isinstance(step, int) and step >= latest.get("step", -1)):
-          latest = record
+    stats = corpora.ReadStats(f"run {name!r}")
+    for _, record in corpora.iter_json_records(path, stats, strict_utf8=True):
+      step = record.get("step", -1)
+      if latest is None or (isinstance(step, int) and step >= latest.get("step", -1)):
+        latest = record
+    run.skipped_lines += stats.skipped
     if latest is None:
       continue
     values = {k: v for k, v in ((k, _number(v)) for k, v in latest.items() if k != "step")
@@ -241,12 +233,10 @@ def summarize(runs: Sequence[Run]) -> Dict[str, Any]:
 
 # --- markdown --------------------------------------------------------------------------------
 def _fmt(value: Optional[float], digits: int = 1) -> str:
-  return "–" if value is None else f"{value:.{digits}f}"
+  return reporting.fmt(value, f".{digits}f")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
-  lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-  return lines + ["| " + " | ".join(row) + " |" for row in rows]
+_table = reporting.table  # every column left-aligned
 
 
 def _paper_line(rows) -> str:
@@ -340,9 +330,7 @@ def render_markdown(summary: Mapping[str, Any], images: Mapping[str, str]) -> st
 def _bars(path: str, groups: Sequence[str], series: Mapping[str, Sequence[Optional[float]]],
           title: str, ylabel: str, paper: Optional[Mapping[str, Sequence[Optional[float]]]] = None
           ) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  pyplot = reporting.pyplot()
   names = list(series) + list(paper or {})
   width = 0.8 / max(1, len(names))
   fig, ax = pyplot.subplots(figsize=(max(5.0, 1.1 * len(groups) * max(1, len(names)) * 0.5 + 2), 3.6))
@@ -360,9 +348,7 @@ def _bars(path: str, groups: Sequence[str], series: Mapping[str, Sequence[Option
   ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=10)
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  pyplot.close(fig)
+  reporting.save_figure(fig, path, dpi=110)
 
 
 def draw(summary: Mapping[str, Any], out_dir: str) -> Dict[str, str]:
@@ -416,25 +402,3 @@ def write_report(runs: Sequence[Tuple[str, str]], out_dir: str) -> Dict[str, Any
   with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
     f.write(render_markdown(summary, images))
   return summary
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(
-      prog="python -m toolformer_jax.report",
-      description="Tables and charts of several t5x.eval runs (gin/runs/eval_tools.gin).")
-  parser.add_argument("--run", action="append", default=[], metavar="NAME=EVAL_DIR",
-                      help="a run: its name and t5x.eval output directory (repeatable)")
-  parser.add_argument("--out", required=True, help="directory for report.md, report.json, PNGs")
-  args = parser.parse_args(argv)
-  try:
-    summary = write_report([parse_run_flag(v) for v in args.run], args.out)
-  except ReportError as e:
-    print(f"report: {e}", file=sys.stderr)
-    return 2
-  tasks = {s for r in summary["runs"] for s in r["tasks"]}
-  skipped = sum(r["skipped_lines"] for r in summary["runs"])
-  print(f"report: {len(summary['runs'])} runs, {len(tasks)} tasks, "
-        f"{len(summary['families'])} task families"
-        + (f", {skipped} malformed metric lines skipped" if skipped else "")
-        + f" -> {os.path.join(args.out, 'report.md')}")
-  return 0

@@ -8,54 +8,38 @@
 
 A malformed, refused or failed call prints one line on stderr and exits non-zero
 (1: the call failed or was refused, 2: bad command line, 3: a tool could not be built).
-Gin flags follow t5x: --gin_file (repeatable), --gin_search_paths (comma-separated),
---gin.NAME=VALUE and --gin_bindings='NAME = VALUE'.
+Gin flags follow t5x (`toolformer_jax.cli`): --gin_file (repeatable), --gin_search_paths
+(comma-separated; default ./gin, then the repository's gin/), --gin.NAME=VALUE and
+--gin_bindings='NAME = VALUE'.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import List, Optional, Sequence
+from typing import List
 
-import gin
+from absl import flags
 
+from toolformer_jax import cli
 from toolformer_jax.tools import base
 from toolformer_jax.tools import engine
 from toolformer_jax.tools import call_format
 from toolformer_jax.tools import registry
 
+FLAGS = flags.FLAGS
 EXIT_CALL_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 
 
-def _rewrite_gin_flags(argv: Sequence[str]) -> List[str]:
-  """--gin.NAME=VALUE -> --gin_bindings 'NAME = VALUE' (as t5x does)."""
-  out = []
-  for arg in argv:
-    if arg.startswith("--gin.") and "=" in arg:
-      name, value = arg[len("--gin."):].split("=", 1)
-      out += ["--gin_bindings", f"{name} = {value}"]
-    else:
-      out.append(arg)
-  return out
-
-
-def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(
-      prog="python -m toolformer_jax.tools",
-      description="Run one Toolformer tool call, e.g. 'Calculator(400 / 1400)'.")
-  p.add_argument("call", nargs="?", help="a call such as 'Calculator(400 / 1400)'")
-  p.add_argument("--list", action="store_true", help="list the tools with an example each")
-  p.add_argument("--date", help="the document's date (YYYY-MM-DD), for Calendar")
-  p.add_argument("--url", help="the document's URL (a date in it is used by Calendar)")
-  p.add_argument("--timeout_s", type=float, default=30.0, help="per-call timeout")
-  p.add_argument("--json", action="store_true", help="print the full result as JSON")
-  p.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
-  p.add_argument("--gin_bindings", action="append", default=[], help="gin binding")
-  p.add_argument("--gin_search_paths", default="", help="comma-separated gin search paths")
-  return p
+def define_flags() -> None:
+  """The CLI flags (defined only when run as a program: importing this module defines none)."""
+  flags.DEFINE_bool("list", False, "List the tools with an example each.")
+  flags.DEFINE_string("date", None, "The document's date (YYYY-MM-DD), for Calendar.")
+  flags.DEFINE_string("url", None, "The document's URL (a date in it is used by Calendar).")
+  flags.DEFINE_float("timeout_s", 30.0, "Per-call timeout.")
+  flags.DEFINE_bool("json", False, "Print the full result as JSON.")
+  cli.define_gin_flags()
 
 
 def _fail(code: int, message: str) -> int:
@@ -63,36 +47,34 @@ def _fail(code: int, message: str) -> int:
   return code
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  args = _parser().parse_args(_rewrite_gin_flags(argv))
-  if args.list:
+def main(argv: List[str]) -> int:
+  """argv: the program name and the positional arguments (one call)."""
+  if len(argv) > 2:
+    return _fail(EXIT_USAGE, f"give one call, not {len(argv) - 1}: {argv[1:]}")
+  if FLAGS.list:
     for name, example, description in registry.tool_examples():
       print(f"{name:<11} {example:<48} {description}")
     return 0
-  if args.call is None:
+  if len(argv) < 2:
     return _fail(EXIT_USAGE, "give a call such as 'Calculator(400 / 1400)', or --list")
-  call = call_format.parse_call(args.call)
+  call = call_format.parse_call(argv[1])
   if isinstance(call, call_format.ParseError):
     return _fail(EXIT_CALL_FAILED, f"malformed call: {call}")
   unknown = registry.unknown_tool_error(call.tool, registry.TOOL_CLASSES)
   if unknown:
     return _fail(EXIT_CALL_FAILED, unknown)
   try:
-    for path in filter(None, args.gin_search_paths.split(",")):
-      gin.add_config_file_search_path(path)
-    gin.parse_config_files_and_bindings(args.gin_file, args.gin_bindings,
-                                        finalize_config=False)
+    cli.parse_gin_flags(finalize=False)
   except Exception as e:  # pylint: disable=broad-except
     return _fail(EXIT_USAGE, f"bad gin configuration: {type(e).__name__}: {e}")
   try:
     tools = registry.build_tools([call.tool])
   except (base.ToolUnavailable, FileNotFoundError, ValueError, OSError) as e:
     return _fail(EXIT_UNAVAILABLE, f"cannot build {call.tool}: {e}")
-  context = {k: v for k, v in (("date", args.date), ("url", args.url)) if v}
-  with engine.ToolExecutor(tools, max_workers=1, timeout_s=args.timeout_s) as executor:
+  context = {k: v for k, v in (("date", FLAGS.date), ("url", FLAGS.url)) if v}
+  with engine.ToolExecutor(tools, max_workers=1, timeout_s=FLAGS.timeout_s) as executor:
     result = executor.execute(call, context or None)
-  if args.json:
+  if FLAGS.json:
     print(json.dumps({"tool": result.tool, "args": result.args, "status": result.status,
                       "text": result.text, "seconds": round(result.seconds, 6)},
                      ensure_ascii=False))
@@ -104,4 +86,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  define_flags()
+  cli.run(main, usage_exit_code=EXIT_USAGE)

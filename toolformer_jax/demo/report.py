@@ -10,6 +10,8 @@ import os
 import re
 from typing import Dict, List
 
+from toolformer_jax import reporting
+
 
 def read_scalars(run_dir: str, tag: str = "loss") -> Dict[int, float]:
   """{step: value} of the scalar `tag` in the TensorBoard event files of run_dir (t5x
@@ -28,9 +30,7 @@ def read_scalars(run_dir: str, tag: str = "loss") -> Dict[int, float]:
 
 def plot_curves(curves: Dict[str, Dict[int, float]], path: str, tag: str = "loss") -> str:
   """One line per run of {step: value}; writes and returns path (a PNG)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = reporting.pyplot()
   fig, ax = plt.subplots(figsize=(6, 3.5))
   for name, values in curves.items():
     if values:
@@ -40,10 +40,7 @@ def plot_curves(curves: Dict[str, Dict[int, float]], path: str, tag: str = "loss
   ax.grid(alpha=0.3)
   if any(curves.values()):
     ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return reporting.save_figure(fig, path, dpi=100)
 
 
 def annotation_rates(annotate_dir: str) -> Dict[str, Dict[str, float]]:
@@ -76,16 +73,17 @@ def effect_lines(summary: Dict, rounds: int) -> List[str]:
   families, perplexity = summary.get("families", {}), summary.get("perplexity", {})
   lines = ["| round | measure | base (tools off) | fine-tuned, tools on | control (no calls) "
            "| fine-tuned - base | target | reached |", "|---|---|---:|---:|---:|---:|---|---|"]
-  fmt = lambda v: "-" if v is None else f"{v:.1f}"
+  fmt = lambda v: reporting.fmt(v, ".1f", missing="-")
   for r in range(1, rounds + 1):
     tail = "" if rounds == 1 else f"_r{r}"
     for family, target in TARGETS:
       means = families.get(family, {}).get("mean", {})
       base, tuned = means.get("base_tools_off"), means.get(f"finetuned_tools_on{tail}")
       gain = None if base is None or tuned is None else tuned - base
+      met = "-" if gain is None else ("yes" if gain >= target else "no")
       lines.append(f"| {r} | {family} accuracy (mean of its tasks) | {fmt(base)} | "
                    f"{fmt(tuned)} | {fmt(means.get(f'control{tail}'))} | {fmt(gain)} | "
-                   f"+{target:g} points | {'-' if gain is None else ('yes' if gain >= target else 'no')} |")
+                   f"+{target:g} points | {met} |")
     sources = sorted(perplexity.get("base_tools_off", {}))
     for source in sources:
       base = perplexity["base_tools_off"].get(source)
@@ -126,7 +124,7 @@ def write(plan) -> str:
     lines += [f"## Round {r}", "", f"### Annotation ([report]({rel}/report.md))", "",
               "| tool | calls scored | kept | proposal rate (scored / document) | keep rate "
               "| median p(\" [\") kept / rejected |", "|---|---|---|---|---|---|"]
-    p_fmt = lambda v: "-" if v is None else f"{v:.3g}"
+    p_fmt = lambda v: reporting.fmt(v, ".3g", missing="-")
     try:
       for tool, e in annotation_rates(annotated).items():
         lines.append(f"| {tool} | {e['scored']} | {e['kept']} | {e['proposal_rate']:.2f} | "
