@@ -63,7 +63,7 @@ def _candidates(tokenize):
     for i in positions:
       for call, result in (CALLS[d], CALLS[(d + 1) % len(CALLS)]):
         candidates.append(loss_filter.Candidate(
-            doc=d, token_position=int(i), prefix_call=f" [{call}]",
+            doc=d, token_position=int(i), prefix_call=f" [{call} ->]",
             prefix_call_result=f" [{call} -> {result}]"))
   return documents, candidates
 

@@ -21,6 +21,10 @@ import transformers
 
 from toolformer_jax.annotate import schema
 
+# The reference run's threshold: between the tiny random model's gains (measured: 0.0004,
+# 0.0028, 0.0035 | 0.006, 0.012), so the run keeps some calls and rejects others and a
+# wrong keep rule shows.
+TAU_F = 0.0045
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEXTS = [f"Article {k}: the river {name} flows {k * 7} kilometres to the sea near {town}."
          for k, (name, town) in enumerate(zip(
@@ -56,7 +60,7 @@ def _command(checkpoint, corpus, out, *extra):
           f"--gin.CHECKPOINT='{checkpoint}'", f"--gin.ANNOTATE_DIR='{out}'",
           f"--gin.CORPUS='{corpus}'", "--gin.TOOLS=['WikiSearch']",
           "--gin.driver.run.tool_overrides={'WikiSearch': {'tau_s': 0.0, "
-          "'top_k_positions': 3, 'calls_per_position': 4, 'tau_f': -100.0}}",
+          f"'top_k_positions': 3, 'calls_per_position': 4, 'tau_f': {TAU_F}}}}}",
           "--gin.sampling.SamplingConfig.force_tool_name=True",
           "--gin.sampling.SamplingConfig.max_call_tokens=24",
           "--gin.sampling.SamplingConfig.max_document_tokens=32",
@@ -126,7 +130,19 @@ def test_outputs_follow_the_schema(reference):
   for c in candidates:
     assert set(schema.CANDIDATE_FIELDS) <= set(c)
     assert c["prefix_call_result"].startswith(" [WikiSearch(") and " -> " in c["prefix_call_result"]
-    assert c["kept"] == (c["loss_minus"] - c["loss_plus"] >= -100.0)
+    # The paper's rule: L- = min(L(empty), L(e(c, empty))), L+ = L(e(c, r)), e(c, empty)
+    # being the call with the arrow and an empty result.
+    assert c["prefix_call"] == c["prefix_call_result"].split(" -> ")[0] + " ->]"
+    assert c["loss_minus"] == pytest.approx(min(c["loss_empty"], c["loss_call"]), abs=1e-6)
+    assert c["loss_plus"] == pytest.approx(c["loss_call_result"], abs=1e-6)
+    assert c["kept"] == (c["loss_minus"] - c["loss_plus"] >= TAU_F)
+  assert {c["kept"] for c in candidates} == {True, False}  # the rule is exercised both ways
+  best = {}  # each annotated document carries its kept call of the largest gain
+  for c in candidates:
+    gain = c["loss_minus"] - c["loss_plus"]
+    if c["kept"] and (c["doc_id"] not in best or gain > best[c["doc_id"]][0]):
+      best[c["doc_id"]] = (gain, c["call"])
+  assert {r["doc_id"]: r["call"] for r in annotated} == {d: call for d, (_, call) in best.items()}
   for r in annotated:
     assert set(schema.ANNOTATED_FIELDS) <= set(r)
     assert " [WikiSearch(" in r["text"] and r["text"].replace(
@@ -232,7 +248,19 @@ def test_two_processes_write_what_one_process_writes(reference, checkpoint, tmp_
   for shard in range(3):
     with open(out / f"manifest-{shard:05d}-of-00003.json") as f:
       assert json.load(f)["mesh"] == {"data": 2, "model": 1}
-  assert _outputs(str(out)) == _outputs(reference_out)
+  # Losses summed over another device layout may differ in the last float32 bit (measured:
+  # 10.869982 vs 10.869983); every other field, and every keep decision, is identical.
+  assert _approx_floats(_outputs(str(out))) == _outputs(reference_out)
+
+
+def _approx_floats(value):
+  if isinstance(value, float):
+    return pytest.approx(value, rel=1e-6, abs=1e-6)
+  if isinstance(value, dict):
+    return {k: _approx_floats(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return [_approx_floats(v) for v in value]
+  return value
 
 
 def test_position_rules_and_forced_tool_names(checkpoint, tmp_path):

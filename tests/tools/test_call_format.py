@@ -19,6 +19,12 @@ def test_render(call, result, expected):
   assert call_format.render_call(call, result) == expected
 
 
+def test_render_empty_result_is_the_papers_e_c_empty():
+  call = ToolCall("Calculator", "3 + 4")
+  assert call_format.render_empty_result(call) == " [Calculator(3 + 4) ->]"
+  assert call_format.render_empty_result(ToolCall("Calendar", "")) == " [Calendar() ->]"
+
+
 def test_render_pending_then_completion():
   call = ToolCall("Calculator", "1 + 2")
   text = "So" + call_format.render_pending(call)

@@ -79,7 +79,7 @@ class Candidate:
   """One proposed call, before scoring. `doc` keys the document's token ids."""
   doc: Hashable
   token_position: int  # i: index in ids(x) of the first token after the call
-  prefix_call: str  # e(c, empty), e.g. " [Calculator(3 + 4)]"
+  prefix_call: str  # e(c, empty), e.g. " [Calculator(3 + 4) ->]"
   prefix_call_result: str  # e(c, r), e.g. " [Calculator(3 + 4) -> 7]"
 
 

@@ -225,7 +225,7 @@ class Annotator:
               refused.append(dict(zip(schema.REFUSED_CALL_FIELDS,
                                       (str(s.call), result.status, result.text[:160]))))
             continue
-          z_call = call_format.render_call(s.call)
+          z_call = call_format.render_empty_result(s.call)
           z_result = call_format.render_call(s.call, result.text)
           filter_candidates.append(loss_filter.Candidate(
               doc=k, token_position=s.token_position, prefix_call=z_call,

@@ -102,6 +102,12 @@ def render_call(call: ToolCall, result: Optional[str] = None) -> str:
   return f"{CALL_START}{text} {RESULT_MARKER} {clean_result(result)}{CALL_END}"
 
 
+def render_empty_result(call: ToolCall) -> str:
+  """` [Tool(args) ->]`: the paper's e(c, empty), the call with the arrow and an empty result
+  (the filter's L- prefix beside the empty one)."""
+  return f"{render_pending(call)}{CALL_END}"
+
+
 def render_pending(call: ToolCall) -> str:
   """` [Tool(args) ->`: the prefix a decoder emits before the tool's result."""
   return f"{CALL_START}{call} {RESULT_MARKER}"
