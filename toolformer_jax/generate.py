@@ -54,7 +54,10 @@ def define_flags() -> None:
   flags.DEFINE_string("prompt", None, "One prompt; the output is printed.")
   flags.DEFINE_string("input", None, "A .jsonl file of records with \"inputs\".")
   flags.DEFINE_string("output", None, "Where the output .jsonl goes (with --input).")
-  flags.DEFINE_enum("tools", "on", ["on", "off"], "Tool calls on or off.")
+  flags.DEFINE_enum("tools", "on", ["on", "off", "off_unmasked"],
+                    "Tool calls on; off (as the paper's disabled Toolformer: no token "
+                    "holding '[' is generated); or off_unmasked (plain decoding, a "
+                    "diagnostic: call text may appear and runs nothing).")
   flags.DEFINE_integer(
       "trigger_top_k", 10, "Emit ' [' when it is among this many most likely next tokens.")
   flags.DEFINE_integer("max_calls", 1, "Calls per output.")
@@ -261,11 +264,13 @@ def _run() -> int:
   records = ([{"inputs": FLAGS.prompt}] if FLAGS.prompt is not None
              else read_records(FLAGS.input))
   top_k = FLAGS.trigger_top_k if FLAGS.tools == "on" else 0
-  bindings = [f"TOOL_TRIGGER_TOP_K = {top_k}", f"TOOL_MAX_CALLS = {FLAGS.max_calls}"]
+  bindings = [f"TOOL_TRIGGER_TOP_K = {top_k}", f"TOOL_MAX_CALLS = {FLAGS.max_calls}",
+              f"TOOL_BLOCK_CALLS_WHEN_OFF = {FLAGS.tools != 'off_unmasked'}"]
   model = build_model(FLAGS.gin_file, bindings + list(FLAGS.gin_bindings),
                       FLAGS.gin_search_paths)
   params, what = load_params(FLAGS.checkpoint, model.module)
-  tools = f"on (top-{top_k}, {FLAGS.max_calls} call(s))" if top_k else "off"
+  tools = (f"on (top-{top_k}, {FLAGS.max_calls} call(s))" if top_k else
+           {"off": "off (call opener masked)", "off_unmasked": "off (unmasked)"}[FLAGS.tools])
   print(f"generate: {what}; tools {tools}", file=sys.stderr)
   generator = Generator(model, params, FLAGS.max_decode_steps, FLAGS.temperature,
                         FLAGS.topk, min(FLAGS.batch_size, len(records)), FLAGS.seed)

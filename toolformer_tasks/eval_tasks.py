@@ -6,10 +6,10 @@ and the source's first word is its family (the report's tables):
   toolformer_eval_math_asdiv                ASDiv, read from ASDIV_PATH / $TOOLFORMER_ASDIV_PATH
                                             (or 'tfds:DATA_DIR', asdiv_tfds.py)
   toolformer_eval_<generator>               one per generator of toolformer_jax.evaluation
-                                            (math_templates_v1, math_gsm_symbolic_v1,
-                                            math_basic_arithmetic_v1, facts_geography_v1,
-                                            facts_leads_v1, qa_leads_v1, dates_given_v1,
-                                            dates_calendar_v1, mlqa_es_v1, mlqa_fr_v1)
+                                            (math_templates_v2, math_gsm_symbolic_v2,
+                                            math_basic_arithmetic_v2, facts_geography_v1,
+                                            facts_leads_v1, qa_leads_v2, dates_given_v2,
+                                            dates_calendar_v2, mlqa_es_v2, mlqa_fr_v2)
   toolformer_eval_lm_wiki                   held-out Wikipedia perplexity (scored: no
                                             decoding, so API calls are always disabled)
   toolformer_eval_jsonl_<name>              the user's own jsonl (`register_jsonl_task`)
@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Callable, Iterable, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from absl import logging
 import numpy as np
@@ -149,7 +149,7 @@ def register_items_task(name: str, make_items: Callable[[], List[items_lib.EvalI
 
 
 def register_generator_task(generator: str, vocabulary: seqio.Vocabulary,
-                            count: Optional[int] = None, seed: int = 0,
+                            count: Optional[int] = None, seed: int = items_lib.TEST_SEED,
                             few_shot: bool = False) -> str:
   spec = registry.get(generator)
   return register_items_task(task_name(spec.full_name, vocabulary),
@@ -276,16 +276,23 @@ def expand_sources(sources: Optional[Iterable[str]], with_asdiv: bool = False) -
 def eval_mixture(vocabulary: seqio.Vocabulary, tasks: Optional[Sequence[str]] = None,
                  asdiv_path: Optional[str] = None, jsonl_files: Sequence[str] = (),
                  jsonl_match: str = metrics.QA_MATCH, few_shot: bool = False,
-                 num_generated: Optional[int] = None, seed: int = 0,
+                 num_generated: Union[None, int, Mapping[str, int]] = None,
+                 seed: Optional[int] = None, split: str = "test",
                  corpus_path: Optional[str] = None, name: str = MIXTURE) -> str:
   """Registers the eval tasks named by `tasks` (sources or families; None: all) and the
   user's jsonl files ("path" or "name=path"), and a mixture of them; returns its name.
 
   asdiv_path: ASDiv.xml or its directory; given, ASDiv joins the default task list.
   few_shot: prepend each family's tool demonstration (items.FEW_SHOT) to every prompt.
-  num_generated: items per generator (None: each generator's default count).
+  num_generated: items per generator (None: each generator's default count), or a dict
+    {source or family: count} (a source's entry wins over its family's; others: default).
+  split: 'dev' (the seed settings are chosen on) or 'test' (the one reports give);
+    seed: an explicit generator seed instead of the split's.
   """
+  if seed is None:
+    seed = items_lib.split_seed(split)
   sources = expand_sources(tasks, with_asdiv=bool(asdiv_path))
+  counts = _counts(num_generated, sources)
   names = []
   for source in sources:
     if source == asdiv.NAME:
@@ -293,7 +300,8 @@ def eval_mixture(vocabulary: seqio.Vocabulary, tasks: Optional[Sequence[str]] = 
     elif source == LM_SOURCE:
       names.append(register_lm_task(vocabulary, corpus_path))
     else:
-      names.append(register_generator_task(source, vocabulary, num_generated, seed, few_shot))
+      names.append(register_generator_task(source, vocabulary, counts.get(source), seed,
+                                           few_shot))
   if isinstance(jsonl_files, str):
     jsonl_files = [jsonl_files]
   for entry in jsonl_files or ():
@@ -309,6 +317,26 @@ def eval_mixture(vocabulary: seqio.Vocabulary, tasks: Optional[Sequence[str]] = 
   seqio.MixtureRegistry.add(mixture, [(n, 1.0) for n in names])
   logging.info("eval mixture %s: %s", mixture, ", ".join(names))
   return mixture
+
+
+def _counts(num_generated, sources: Sequence[str]) -> Dict[str, Optional[int]]:
+  """{source: items} from eval_mixture's num_generated (module docstring of eval_mixture)."""
+  if num_generated is None or isinstance(num_generated, int):
+    return {s: num_generated for s in sources}
+  if not isinstance(num_generated, Mapping):
+    raise ValueError(f"num_generated must be an int, a dict or None, got {num_generated!r}")
+  unknown = [k for k in num_generated if k not in sources and k not in items_lib.FAMILIES]
+  if unknown:
+    raise ValueError(f"num_generated names {unknown}, not among the tasks {list(sources)} "
+                     "or a family")
+  out = {}
+  for source in sources:
+    count = num_generated.get(source, num_generated.get(items_lib.family_of(source)))
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int)
+                              or count < 0):
+      raise ValueError(f"num_generated[{source!r}] must be an int >= 0, got {count!r}")
+    out[source] = count
+  return out
 
 
 def eval_output_dir(checkpoint_path: str, trigger_top_k: int, few_shot: bool = False) -> str:

@@ -157,11 +157,12 @@ _T5X_RUNS = {}
 @pytest.mark.parametrize("sampling", [dict(temperature=0.0), dict(temperature=1.0, topk=20),
                                       dict(temperature=0.7, topk=0)],
                          ids=["greedy", "topk20", "temperature0.7"])
-@pytest.mark.parametrize("k", [0, 10], ids=["tools_off", "never_in_top_k"])
+@pytest.mark.parametrize("k", [0, 10], ids=["tools_off_unmasked", "never_in_top_k"])
 def test_without_calls_equals_t5x_temperature_sample(network, executor, k, sampling):
   """t5x's own temperature_sample and the sampler, both with " [" pushed to the bottom
   of the logits (so with k = 10 it never enters the top k): the same tokens and scores,
-  batch 3 with prompts of different lengths."""
+  batch 3 with prompts of different lengths. Tools off is the unmasked diagnostic here
+  (the masked one: the tests below)."""
   from t5x import decoding  # pylint: disable=g-import-not-at-top
   module, params = network
   batch = features()
@@ -170,7 +171,8 @@ def test_without_calls_equals_t5x_temperature_sample(network, executor, k, sampl
     _T5X_RUNS[key] = predict(make_model(module, decoding.temperature_sample), params, batch,
                              logit_callback_fn=suppress_call, **sampling)
   expected, expected_aux = _T5X_RUNS[key]
-  sampler = tool_decoding.ToolSampler(VOCAB, executor, trigger_top_k=k)
+  sampler = tool_decoding.ToolSampler(VOCAB, executor, trigger_top_k=k,
+                                      block_calls_when_off=False)
   got, aux = predict(make_model(module, sampler), params, batch,
                      logit_callback_fn=suppress_call, **sampling)
   np.testing.assert_array_equal(got, expected)
@@ -178,6 +180,47 @@ def test_without_calls_equals_t5x_temperature_sample(network, executor, k, sampl
   np.testing.assert_array_equal(aux["call_count"], 0)
   assert len({tuple(r) for r in got}) == len(got)  # rows differ: the test means something
   assert len(set(got[0].tolist())) > 5
+
+
+def promote_brackets(logits, state):
+  """Every token whose text holds "[" above all others (" [" first)."""
+  del state
+  opens = jnp.asarray(tool_decoding.marker_tables(VOCAB).padded(logits.shape[-1]).opens_call)
+  top = jnp.max(logits, axis=-1, keepdims=True)
+  logits = jnp.where(opens[None, :], top + 5.0, logits)
+  return logits.at[:, CALL_ID].set(top[:, 0] + 10.0)
+
+
+@pytest.mark.parametrize("sampling", [dict(temperature=0.0), dict(temperature=1.0, topk=20)],
+                         ids=["greedy", "topk20"])
+def test_tools_off_never_writes_call_text(network, executor, sampling):
+  """Tools off as the paper's disabled Toolformer: even when every token holding "[" is
+  the most likely one, none is generated; the unmasked diagnostic writes them (so the
+  check can fail); and the masked decoding is t5x's temperature_sample under the same mask."""
+  from t5x import decoding  # pylint: disable=g-import-not-at-top
+  module, params = network
+  batch = features()
+  opens = tool_decoding.marker_tables(VOCAB).opens_call
+  assert opens[CALL_ID] and opens.sum() > 10  # " [", "[", "([", ... all masked
+  generated = lambda tokens: [row[row > 0] for row in tokens]  # the outputs, prompts removed
+  masked, aux = predict(make_model(module, tool_decoding.ToolSampler(VOCAB, executor,
+                                                                     trigger_top_k=0)),
+                        params, batch, logit_callback_fn=promote_brackets, **sampling)
+  assert all(len(g) and not opens[g].any() for g in generated(masked))
+  assert not any("[" in text_of(g) for g in generated(masked))
+  np.testing.assert_array_equal(aux["call_count"], 0)
+  unmasked, _ = predict(make_model(module, tool_decoding.ToolSampler(
+      VOCAB, executor, trigger_top_k=0, block_calls_when_off=False)), params, batch,
+      logit_callback_fn=promote_brackets, **sampling)
+  assert all(opens[g].any() for g in generated(unmasked))
+
+  def promote_then_mask(logits, state):
+    return jnp.where(jnp.asarray(opens)[None, :logits.shape[-1]], -1.0e7,
+                     promote_brackets(logits, state))
+
+  expected, _ = predict(make_model(module, decoding.temperature_sample), params, batch,
+                        logit_callback_fn=promote_then_mask, **sampling)
+  np.testing.assert_array_equal(masked, expected)
 
 
 def test_num_decodes_and_all_decodes_equal_t5x(network, executor):

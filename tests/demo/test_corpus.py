@@ -1,9 +1,7 @@
-"""The demo's annotation corpus: the documents of the size, none an eval question."""
-import re
-
+"""The demo's annotation corpus: the documents of the size, of the kinds the held-out
+template test covers."""
 from toolformer_jax.demo import corpus
 from toolformer_jax.demo import plan as plan_lib
-from toolformer_jax.evaluation import registry
 
 
 def test_corpus_has_the_sizes_documents():
@@ -17,22 +15,19 @@ def test_corpus_has_the_sizes_documents():
   assert all(r["date"] for r in records if r["id"].startswith("dated"))
 
 
-def eval_questions():
-  """(generator, question text) of every registered eval generator's items."""
-  questions = []
-  for generator in registry.generators().values():
-    for item in generator.generate():
-      match = re.search(r"Question: (.*)\nAnswer:", item.inputs, re.S)
-      questions.append((generator.full_name, (match.group(1) if match else item.inputs)
-                        .strip()))
-  return questions
-
-
-def test_no_eval_question_occurs_in_the_default_demo_corpus():
+def test_the_default_corpus_is_what_the_template_test_covers():
+  """Every generated document of the default demo corpus is a synthetic_docs document (the
+  kinds tests/evaluation/test_heldout_templates.py renders against the held-out eval
+  templates), and every lead is of the LM task's training split."""
+  from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.annotate import synthetic_docs  # pylint: disable=g-import-not-at-top
   records = corpus.build_corpus(plan_lib.load_size("default"))
-  assert any(r["id"].startswith("arithmetic") for r in records)
-  text = "\n".join(r["text"] for r in records)
-  questions = eval_questions()
-  assert len(questions) > 500
-  leaked = [(g, q) for g, q in questions if q in text]
-  assert not leaked, leaked[:5]
+  generated = [r for r in records if r["id"].split("-")[0] in corpus.GENERATED_KINDS]
+  assert generated and len(generated) < len(records)
+  for r in generated:
+    kind, version, index = r["id"].split("-")
+    assert version == synthetic_docs.VERSION
+    assert synthetic_docs.DOCUMENT_KINDS[kind](int(index)).text == r["text"]
+  leads = [r for r in records if r not in generated]
+  heldout = [r["id"] for r in leads if corpora.is_heldout(r["id"])]
+  assert not heldout

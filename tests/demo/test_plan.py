@@ -24,8 +24,11 @@ def test_every_size_is_valid(name):
 def test_sizes_grow_from_tiny_to_full():
   sizes = plan_lib.sizes()
   tiny, default, full = (sizes[n] for n in ("tiny", "default", "full"))
-  for field in ("arithmetic_docs", "dated_docs", "train_steps", "eval_examples"):
+  for field in ("arithmetic_docs", "dated_docs", "train_steps", "indist_examples"):
     assert getattr(tiny, field) < getattr(default, field) < getattr(full, field), field
+  # The headline tasks: >= 100 items from the default size on.
+  assert tiny.eval_examples < default.eval_examples <= full.eval_examples
+  assert default.eval_examples >= 100
   assert default.tools == full.tools == plan_lib.ALL_TOOLS
 
 
@@ -136,9 +139,10 @@ def test_plan_orders_rounds_and_names_every_run(tmp_path):
       "corpus", "convert",
       "annotate_r1", "train_r1", "train_control_r1", "eval_base_tools_off",
       "eval_base_tools_on", "eval_finetuned_tools_off_r1", "eval_finetuned_tools_on_r1",
-      "eval_control_r1",
+      "eval_control_r1", "eval_finetuned_paper_calendar_r1",
       "annotate_r2", "train_r2", "train_control_r2", "eval_finetuned_tools_off_r2",
-      "eval_finetuned_tools_on_r2", "eval_control_r2", "report"]
+      "eval_finetuned_tools_on_r2", "eval_control_r2", "eval_finetuned_paper_calendar_r2",
+      "report"]
   assert {s.name for s in runner.select(plan.steps(), ["eval"])} == {
       n for n in names if n.startswith("eval_")}
 
@@ -184,8 +188,20 @@ def test_commands_name_the_right_checkpoints_and_data(tmp_path):
   assert "--gin.TOOL_TRIGGER_TOP_K=0" in control_eval
   assert f'--gin.CHECKPOINT_PATH="{plan.model_dir(1, True)}/checkpoint_2"' in control_eval
   assert "--gin.train.stats_period=1" in control  # tiny: 2 steps, a loss at each
+  # The test seed; held-out and in-distribution generators with their own counts.
+  assert "--gin.EVAL_SPLIT='test'" in control_eval
+  assert ('--gin.EVAL_NUM_GENERATED={"math_heldout_v1": 2, "dates_heldout_v1": 2, '
+          '"math_templates_v2": 2, "dates_calendar_v2": 2}') in control_eval
+  # The paper's argument-free Calendar, on the date tasks only, tools on.
+  paper = steps["eval_finetuned_paper_calendar_r1"].fn()
+  assert "--gin.toolformer_jax.tools.Calendar.accept_arguments=False" in paper
+  assert '--gin.EVAL_TASKS=["dates_heldout_v1", "dates_calendar_v2"]' in paper
+  assert '--gin.EVAL_NUM_GENERATED={"dates_heldout_v1": 2, "dates_calendar_v2": 2}' in paper
+  assert not any(a.startswith("--gin.TOOL_TRIGGER_TOP_K") for a in paper)
+  assert f'--gin.CHECKPOINT_PATH="{plan.model_dir(1)}/checkpoint_2"' in paper
+  assert not any("accept_arguments" in a for a in steps["eval_finetuned_tools_on_r1"].fn())
   report = steps["report"].fn()
-  assert report.count("--run") == 8
+  assert report.count("--run") == 10
 
 
 def test_a_missing_checkpoint_or_empty_annotation_is_a_clear_error(tmp_path):

@@ -30,21 +30,42 @@ def test_relink_reroots_relative_links_only():
       "![a](eval_report/acc.png) [b](http://x/y.png) ![c](/abs.png) [d](#top)")
 
 
-def test_effect_table_compares_with_base_and_the_targets():
+def _pooled(correct, n):
+  from toolformer_jax.evaluation import report as eval_report  # pylint: disable=g-import-not-at-top
+  return eval_report.pooled({"t": {"accuracy": 100.0 * correct / n, "n": n}}, ["t"])
+
+
+def test_effect_table_compares_tools_on_with_the_control_and_the_targets():
   summary = {"families": {
-      "math": {"mean": {"base_tools_off": 10.0, "finetuned_tools_on": 30.0, "control": 12.0}},
-      "dates": {"mean": {"base_tools_off": 0.0, "finetuned_tools_on": 5.0, "control": 0.0}}},
+      "math": {"pooled": {"heldout": {
+          "base_tools_off": _pooled(5, 100), "finetuned_tools_off": _pooled(8, 100),
+          "finetuned_tools_on": _pooled(40, 100), "control": _pooled(10, 100)},
+          "in_distribution": {"finetuned_tools_on": _pooled(20, 30), "control": _pooled(3, 30)}}},
+      # +16 points over the control but the intervals overlap: dates need no separation.
+      "dates": {"pooled": {"heldout": {
+          "base_tools_off": _pooled(0, 100), "finetuned_tools_off": _pooled(2, 100),
+          "finetuned_tools_on": _pooled(20, 100), "control": _pooled(4, 100),
+          "finetuned_paper_calendar": _pooled(1, 100)}}}},
       "perplexity": {"base_tools_off": {"lm_wiki": 20.0}, "finetuned_tools_off": {"lm_wiki": 21.5},
                      "control": {"lm_wiki": 20.5}}}
   rows = [[c.strip() for c in line.strip("|").split("|")]
           for line in demo_report.effect_lines(summary, 1)[2:]]
-  assert rows[0][1:] == ["math accuracy (mean of its tasks)", "10.0", "30.0", "12.0", "20.0",
-                         "+15 points", "yes"]
-  assert rows[1][5:] == ["5.0", "+10 points", "no"]
-  assert rows[2][5:] == ["+7.5%", "within 5%", "no"]
+  assert rows[0][1:] == ["math, held-out", "5.0 [2.2, 11.2] (n=100)", "8.0 [4.1, 15.0] (n=100)",
+                         "40.0 [30.9, 49.8] (n=100)", "10.0 [5.5, 17.4] (n=100)", "+30.0",
+                         "+15 points, intervals apart", "yes"]
+  assert rows[1][1] == "math, in-distribution" and rows[1][6:] == ["+56.7", "(no target)", ""]
+  assert rows[2][1] == "dates, held-out" and rows[2][6:] == ["+16.0", "+10 points", "yes"]
+  assert rows[3][1].startswith("dates, held-out, the paper's Calendar")
+  assert rows[3][4] == "1.0 [0.2, 5.4] (n=100)"
+  assert rows[4][6:] == ["+4.9%", "within 5% of control", "yes"]
+  # A gain over the target whose intervals overlap misses the math target.
+  summary["families"]["math"]["pooled"]["heldout"]["finetuned_tools_on"] = _pooled(11, 40)
+  summary["families"]["math"]["pooled"]["heldout"]["control"] = _pooled(4, 40)
+  row = demo_report.effect_lines(summary, 1)[2]
+  assert row.endswith("| +17.5 | +15 points, intervals apart | no |"), row
   # Two rounds name their runs with _rR; missing runs show as '-'.
   rows = demo_report.effect_lines(summary, 2)
-  assert len(rows) == 2 + 2 * 3 and rows[2].count("| - |") >= 2
+  assert len(rows) == 2 + 2 * 4 and rows[-1].count("| - |") >= 2  # no paper-Calendar run
 
 
 def test_annotation_rates_from_the_annotation_report(tmp_path):

@@ -36,7 +36,7 @@ def test_reads_the_real_file():
   assert "nluds-1427" not in by_id  # "8 (km/hour); 3 (km/hour)"
   items = asdiv.asdiv_items(str(REAL), count=3)
   assert items[0].inputs == ("Question: Seven red apples and two green apples are in the "
-                             "basket. How many apples are in the basket?\nAnswer:")
+                             "basket. How many apples are in the basket?\nAnswer: The answer is")
   assert items[0].answers == ("9",) and items[0].match == metrics.NUMBER
   assert all(i.problem() is None for i in items)
 

@@ -55,10 +55,18 @@ def test_report_tables_json_and_charts(runs, tmp_path):
   md = (out / "report.md").read_text()
   data = json.loads((out / "report.json").read_text())
   # Math: ASDiv is the paper's own benchmark, its figures beside it; the latest step wins.
-  assert "| `math_asdiv` | 4 | 25.0 | 75.0 | ASDiv: 7.5 → 40.4 |" in md
+  # With N, the 95% Wilson interval (1 of 4: 4.6-69.9; 3 of 4: 30.1-95.4) and the split.
+  assert ("| `math_asdiv` | benchmark | 4 | 25.0 [4.6, 69.9] | 75.0 [30.1, 95.4] | "
+          "ASDiv: 7.5 → 40.4 |") in md
+  assert "Metric: correct if the first number of the output, with its sign" in md
+  # Call text: 0 for the run without calls, 75 with; empty outputs: none.
+  assert "| `math_asdiv` | 0.0 / 0.0 | 75.0 / 0.0 |" in md
+  pooled = data["families"]["math"]["pooled"]["heldout"]["tools_on"]
+  assert (pooled["n"], pooled["accuracy"]) == (4, 75.0)
   assert data["families"]["math"]["accuracy"] == {"tools_off": {"math_asdiv": 25.0},
                                                   "tools_on": {"math_asdiv": 75.0}}
-  assert "| `facts_geography_v1` | 2 | – | 50.0 |  |" in md  # not in the first run
+  # Not in the first run; 1 of 2 right: 9.5-90.5.
+  assert "| `facts_geography_v1` | in-distribution | 2 | – | 50.0 [9.5, 90.5] |  |" in md
   assert "LAMA T-REx 31.9 → 53.5" in md
   # Calls: rate and the family's main tool, with the paper's rate.
   assert "| `math_asdiv` | Calculator | 0.0 (0.0) | 75.0 (75.0) | Calculator 97.9 |" in md
@@ -92,9 +100,9 @@ def test_nan_metrics_are_shown_as_missing(tmp_path):
   d = tmp_path / "run"
   m = metrics.tool_eval_metrics([TARGET], [" 3"], None)
   assert math.isnan(m[metrics.ACCURACY_WITH_CALL])
-  _write(d, "toolformer_eval_math_templates_v1", json.dumps({"step": 0, **m}))  # NaN in JSON
+  _write(d, "toolformer_eval_math_templates_v2", json.dumps({"step": 0, **m}))  # NaN in JSON
   summary = report.write_report([("a", str(d))], str(tmp_path / "out"))
-  assert summary["calls"]["a"]["math_templates_v1"]["accuracy_with_call"] is None
+  assert summary["calls"]["a"]["math_templates_v2"]["accuracy_with_call"] is None
   assert json.loads((tmp_path / "out" / "report.json").read_text())  # valid JSON
 
 

@@ -28,20 +28,21 @@ def _examples(name, lengths=LENGTHS):
 
 
 def test_mixture_of_sources_and_families(vocabulary):
-  name = toolformer_tasks.eval_mixture(vocabulary, tasks=["dates", "math_templates_v1", "lm"],
+  name = toolformer_tasks.eval_mixture(vocabulary, tasks=["dates", "math_templates_v2", "lm"],
                                        num_generated=3, name="toolformer_eval_test")
   tasks = sorted(t.name for t in seqio.get_mixture_or_task(name).tasks)
-  assert tasks == ["toolformer_eval_dates_calendar_v1", "toolformer_eval_dates_given_v1",
-                   "toolformer_eval_lm_wiki", "toolformer_eval_math_templates_v1"]
-  assert [eval_tasks.family_of(t) for t in tasks] == ["dates", "dates", "lm", "math"]
-  assert eval_tasks.family_of("toolformer_eval_mlqa_es_v1_smollm2") == "mlqa"
+  assert tasks == ["toolformer_eval_dates_calendar_v2", "toolformer_eval_dates_given_v2",
+                   "toolformer_eval_dates_heldout_v1",
+                   "toolformer_eval_lm_wiki", "toolformer_eval_math_templates_v2"]
+  assert [eval_tasks.family_of(t) for t in tasks] == ["dates", "dates", "dates", "lm", "math"]
+  assert eval_tasks.family_of("toolformer_eval_mlqa_es_v2_smollm2") == "mlqa"
   with pytest.raises(ValueError, match="unknown eval task source"):
     toolformer_tasks.eval_mixture(vocabulary, tasks=["nonsense_v9"])
 
 
 def test_generation_examples_carry_answers_and_match(vocabulary):
-  name = eval_tasks.register_generator_task("dates_given_v1", vocabulary, count=4, seed=0)
-  items = registry.get("dates_given_v1").generate(4, 0)
+  name = eval_tasks.register_generator_task("dates_given_v2", vocabulary, count=4, seed=0)
+  items = registry.get("dates_given_v2").generate(4, 0)
   examples = _examples(name)
   assert [e["id"].decode() for e in examples] == [i.id for i in items]
   for ex, item in zip(examples, items):
@@ -53,11 +54,11 @@ def test_generation_examples_carry_answers_and_match(vocabulary):
 
 
 def test_long_prompts_keep_their_end(vocabulary):
-  name = eval_tasks.register_generator_task("math_templates_v1", vocabulary, count=2,
+  name = eval_tasks.register_generator_task("math_templates_v2", vocabulary, count=2,
                                             few_shot=True)
   (ex, _) = _examples(name, {"inputs": 12, "targets": 8})
   assert ex["inputs"].shape == (12,)
-  assert vocabulary.decode(ex["inputs"].tolist()).endswith("\nAnswer:")
+  assert vocabulary.decode(ex["inputs"].tolist()).endswith("\nAnswer: The answer is")
   assert ex["inputs_pretokenized"].decode().startswith(items_lib.FEW_SHOT[items_lib.MATH])
 
 
@@ -128,11 +129,11 @@ def test_asdiv_joins_the_math_family_when_a_path_is_given(monkeypatch):
   monkeypatch.delenv("TOOLFORMER_ASDIV_PATH", raising=False)
   assert "math_asdiv" not in eval_tasks.expand_sources(["math"])
   math = eval_tasks.expand_sources(["math"], with_asdiv=True)
-  assert math[0] == "math_asdiv" and len(math) == 4
+  assert math[0] == "math_asdiv" and len(math) == 5
   assert "math_asdiv" in eval_tasks.expand_sources(None, with_asdiv=True)
   monkeypatch.setenv("TOOLFORMER_ASDIV_PATH", "/somewhere")
   assert "math_asdiv" in eval_tasks.expand_sources(None)
-  assert eval_tasks.expand_sources(["qa_leads_v1"]) == ["qa_leads_v1"]
+  assert eval_tasks.expand_sources(["qa_leads_v2"]) == ["qa_leads_v2"]
 
 
 def test_heldout_rule_has_one_copy():

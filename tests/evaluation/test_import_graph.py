@@ -86,7 +86,8 @@ def test_the_eval_generators_import_one_way():
   graph = import_graph()
   evaluation = "toolformer_jax.evaluation."
   items, registry = evaluation + "items", evaluation + "registry"
-  generator_modules = [evaluation + m for m in ("math_items", "date_items", "fact_items")]
+  generator_modules = [evaluation + m for m in ("math_items", "date_items", "fact_items",
+                                                "heldout_items")]
   assert not {m for m in graph[items] if m.startswith(evaluation)} - {evaluation + "metrics"}
   assert graph[registry] & set(generator_modules) == set()
   for module in generator_modules:

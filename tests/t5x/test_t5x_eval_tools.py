@@ -18,7 +18,7 @@ from t5x_testlib import GIN_DIR, quote, REPO, run_t5x
 from toolformer_jax.evaluation import metrics
 
 EVAL_GIN = ("runs/eval_tools.gin", "models/gptj_tiny.gin")
-GENERATION_TASKS = ("toolformer_eval_math_templates_v1", "toolformer_eval_dates_given_v1")
+GENERATION_TASKS = ("toolformer_eval_math_templates_v2", "toolformer_eval_dates_given_v2")
 LM_TASK = "toolformer_eval_lm_wiki"
 EXAMPLES = 4
 
@@ -43,7 +43,7 @@ def _eval(tmp_path_factory, initial_checkpoint, label, **bindings):
   try:
     run = run_t5x("t5x.eval", EVAL_GIN + (str(script_gin),), {
         "CHECKPOINT_PATH": quote(initial_checkpoint),
-        "EVAL_TASKS": "['math_templates_v1', 'dates_given_v1', 'lm_wiki']",
+        "EVAL_TASKS": "['math_templates_v2', 'dates_given_v2', 'lm_wiki']",
         "EVAL_NUM_GENERATED": str(EXAMPLES),
         "TASK_FEATURE_LENGTHS": "{'inputs': 32, 'targets': 16}",
         "utils.DatasetConfig.batch_size": "4",
@@ -136,7 +136,7 @@ def test_report_of_the_two_runs(tools_on, tools_off, tmp_path):
   summary = report.write_report([("tools_off", str(tools_off.parent)),
                                  ("tools_on", str(tools_on.parent))], str(tmp_path))
   md = (tmp_path / "report.md").read_text()
-  assert "| `math_templates_v1` | Calculator | 0.0 (0.0) | 100.0 (100.0) | Calculator 97.9 |" in md
+  assert "| `math_templates_v2` | Calculator | 0.0 (0.0) | 100.0 (100.0) | Calculator 97.9 |" in md
   assert summary["trigger_ranks"]["tools_on"][metrics.rank_bin_name(0)] == 2 * EXAMPLES
   assert set(summary["families"]) == {"math", "dates"}
   assert (tmp_path / "perplexity.png").stat().st_size > 0

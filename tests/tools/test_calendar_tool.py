@@ -175,3 +175,26 @@ def test_date_distances_agree_with_the_standard_library():
 def test_impossible_dates_are_tool_errors(args):
   with pytest.raises(base.ToolError, match="no such day"):
     Calendar()(args)
+
+
+@pytest.mark.parametrize("args", ["", "3 days ago", "May 5, 2023", "nonsense"])
+def test_the_papers_calendar_returns_today_whatever_it_is_asked(args):
+  paper = Calendar(accept_arguments=False)
+  context = {"date": "2023-01-30"}
+  assert paper(args, context) == "Today is Monday, January 30, 2023."
+  assert paper.cache_key(args, context) == paper.cache_key("", context)
+  if args == "3 days ago":  # the extended tool computes the offset
+    assert Calendar()(args, context) == "Friday, January 27, 2023."
+
+
+def test_the_papers_calendar_is_a_gin_binding():
+  import gin  # pylint: disable=g-import-not-at-top
+  with gin.unlock_config():
+    gin.parse_config("toolformer_jax.tools.Calendar.accept_arguments = False")
+  try:
+    from toolformer_jax.tools import registry  # pylint: disable=g-import-not-at-top
+    assert registry.build_tools(["Calendar"])["Calendar"].accept_arguments is False
+  finally:
+    gin.clear_config()
+  with pytest.raises(ValueError, match="accept_arguments must be a bool"):
+    Calendar(accept_arguments="no")

@@ -10,7 +10,10 @@ triggered its tokens are temperature_sample's. On top of that, per row:
 
   trigger   if " [" is among the `trigger_top_k` most likely next tokens (the paper: 10)
             and the row has calls left (`max_calls`), " [" is emitted;
-            `trigger_top_k = 0` turns tools off entirely (plain temperature sampling);
+            `trigger_top_k = 0` turns tools off: as the paper's "Toolformer
+            (disabled)", no token that could open a call (its text holds "[") is ever
+            generated (`block_calls_when_off`; False: plain temperature sampling, which
+            may write call text that runs nothing, a diagnostic);
   call      the row decodes freely until it emits "->" (a token ending in "->", or ">"
             after "-"), or `max_call_tokens` tokens after " [";
   execute   in that step, every row that reached "->" goes to the tools' engine
@@ -156,6 +159,9 @@ class ToolSampler:
   executor: a `tools.ToolExecutor`; None builds one over `tools` (names; None: every
     enabled tool, `tools.build_tools`) when tools are on (`trigger_top_k > 0`).
   trigger_top_k: emit " [" when it is among this many most likely tokens (0: tools off).
+  block_calls_when_off: with tools off, mask every token whose text holds "[" at every
+    step, so an output holds no call text (the paper's disabled decoding); False decodes
+    as temperature_sample does (a diagnostic: the model may write calls that never run).
   max_calls: calls per output. max_call_tokens: tokens after " [" before a call that has
     not reached "->" is cut off (refused). max_result_tokens: tokens inserted per call
     (result and "]"; >= 2). error_chars: characters of an error message inserted.
@@ -166,7 +172,8 @@ class ToolSampler:
   """
 
   def __init__(self, vocabulary, executor=None, tools: Optional[Sequence[str]] = None,
-               trigger_top_k: int = 10, max_calls: int = 1, max_call_tokens: int = 48,
+               trigger_top_k: int = 10, block_calls_when_off: bool = True,
+               max_calls: int = 1, max_call_tokens: int = 48,
                max_result_tokens: int = 32, error_chars: int = 80,
                temperature: float = 0.0, topk: int = 0, topp: float = 0.0,
                rescale_log_probs: bool = True, max_decode_steps: Optional[int] = None,
@@ -182,6 +189,9 @@ class ToolSampler:
                        f"got {max_result_tokens!r}")
     self.vocabulary = vocabulary
     self.trigger_top_k = trigger_top_k
+    if not isinstance(block_calls_when_off, bool):
+      raise ValueError(f"block_calls_when_off must be a bool, got {block_calls_when_off!r}")
+    self.block_calls_when_off = block_calls_when_off
     self.max_calls = max_calls
     self.max_call_tokens = max_call_tokens
     self.max_result_tokens = max_result_tokens
@@ -336,6 +346,11 @@ class ToolSampler:
       new_cache = sampling.like(new_cache, frozen_cache)
       if logit_callback_fn is not None:
         logits = logit_callback_fn(logits, state)
+      if tools_on or self.block_calls_when_off:
+        if tables is None:
+          tables = tool_runner.marker_tables(self.vocabulary).padded(logits.shape[-1])
+      if not tools_on and self.block_calls_when_off:  # disabled: no call opener, ever
+        logits = jnp.where(tables.opens_call[None, :], sampling.NEG_INF, logits)
       next_token, next_log_prob = sampling.sample(logits, rng1, temperature, topk, topp, rescale,
                                           num_decodes)
 
@@ -345,8 +360,6 @@ class ToolSampler:
       ended_before = state.ended[:, 0]
 
       if tools_on:
-        if tables is None:
-          tables = tool_runner.marker_tables(self.vocabulary).padded(logits.shape[-1])
         call_id = tables.call_id
         call_logit = logits[:, call_id]
         rank = jnp.sum(logits > call_logit[:, None], axis=-1).astype(jnp.int32)

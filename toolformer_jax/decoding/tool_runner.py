@@ -31,6 +31,7 @@ class MarkerTables:
   ends_dash: np.ndarray  # ... ends with "-"
   is_gt: np.ndarray  # ... is ">"
   special: np.ndarray  # PAD, EOS: never inserted
+  opens_call: np.ndarray  # the token's text holds "[" (could open a call): masked when off
 
   def padded(self, size: int) -> "MarkerTables":
     def pad(table):
@@ -38,7 +39,7 @@ class MarkerTables:
         return table[:size]
       return np.concatenate([table, np.zeros(size - len(table), table.dtype)])
     return MarkerTables(self.call_id, pad(self.ends_arrow), pad(self.ends_dash),
-                        pad(self.is_gt), pad(self.special))
+                        pad(self.is_gt), pad(self.special), pad(self.opens_call))
 
 
 _TABLES: Dict[Any, MarkerTables] = {}
@@ -66,7 +67,8 @@ def marker_tables(vocabulary) -> MarkerTables:
     if i is not None and 0 <= i < size:
       special[i] = True
   ends_arrow &= ~special
-  tables = MarkerTables(call_id, ends_arrow, ends_dash, is_gt, special)
+  opens_call = np.asarray([call_format.CALL_START.strip() in t for t in texts]) & ~special
+  tables = MarkerTables(call_id, ends_arrow, ends_dash, is_gt, special, opens_call)
   with _TABLES_LOCK:
     try:
       _TABLES[vocabulary] = tables

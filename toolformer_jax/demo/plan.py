@@ -24,6 +24,7 @@ SIZES_GIN_DIR = "runs/demo"  # under GIN_DIR: <size>.gin per size
 STAGES = ("corpus", "convert", "annotate", "train", "eval", "report")
 ALL_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA", "MT")
 DONE = "DONE.json"
+PAPER_CALENDAR_RUN = "finetuned_paper_calendar"  # tools on, Calendar without arguments
 SIZE_FILE = "size.json"  # in the out dir: the size row its steps were run with
 GENERATED_KINDS = corpus.GENERATED_KINDS
 
@@ -47,7 +48,8 @@ class DemoSize:
   learning_rate: float  # peak, after 10% linear warm-up (the paper's 1e-5 is for 6B)
   lm_fraction: float  # share of plain-text training examples (gin LM_FRACTION)
   eval_tasks: Tuple[str, ...]  # sources or families of the eval mixture
-  eval_examples: int  # items per generator and examples per task
+  eval_examples: int  # items per held-out generator (the headline) and examples per task
+  indist_examples: int  # items per in-distribution generator
   eval_targets_length: int  # generated tokens per eval example (call included)
   eval_inputs_length: int  # prompt tokens (questions; a few-shot run gets 160 more)
   base_few_shot: bool  # also evaluate the base model tools on behind a demonstration
@@ -68,7 +70,8 @@ def validate_size(name: str, size: DemoSize) -> None:
   if bad:
     raise ValueError(f"size {name!r}: counts must be ints >= 0, got {bad}")
   positive = ("top_k_positions", "calls_per_position", "train_steps", "batch_size",
-              "train_length", "eval_examples", "eval_targets_length", "eval_inputs_length")
+              "train_length", "eval_examples", "indist_examples", "eval_targets_length",
+              "eval_inputs_length")
   zero = [k for k in positive if counts[k] == 0]
   if zero:
     raise ValueError(f"size {name!r}: {zero} must be > 0")
@@ -244,7 +247,9 @@ class Plan:
     return os.path.join(self.round_dir(r), "control" if control else "model")
 
   def eval_runs(self) -> List[Tuple[str, str, bool, bool]]:
-    """(run name, model: 'base' or 'model_R' / 'control_R', tools on, few-shot)."""
+    """(run name, model: 'base' or 'model_R' / 'control_R', tools on, few-shot). Tools off
+    is the paper's disabled decoding (the call opener masked); `finetuned_paper_calendar`
+    evaluates the date tasks with the paper's argument-free Calendar."""
     runs = [("base_tools_off", "base", False, False)]
     if self.size.base_few_shot:
       runs.append(("base_tools_on", "base", True, True))
@@ -253,7 +258,29 @@ class Plan:
       runs += [(f"finetuned_tools_off{tail}", f"model_{r}", False, False),
                (f"finetuned_tools_on{tail}", f"model_{r}", True, False),
                (f"control{tail}", f"control_{r}", False, False)]
+      if self.date_sources():
+        runs.append((f"{PAPER_CALENDAR_RUN}{tail}", f"model_{r}", True, False))
     return runs
+
+  def eval_sources(self) -> List[str]:
+    """The size's eval tasks with families expanded to their generators' names."""
+    from toolformer_jax.evaluation import registry  # pylint: disable=g-import-not-at-top
+    known = registry.generators()
+    out = []
+    for task in self.size.eval_tasks:
+      family = [n for n, g in sorted(known.items()) if g.family == task]
+      out += family or [task]
+    return list(dict.fromkeys(out))
+
+  def date_sources(self) -> List[str]:
+    return [s for s in self.eval_sources() if s.startswith("dates_")]
+
+  def eval_counts(self) -> Dict[str, int]:
+    """{generator: items}: eval_examples for the held-out ones, indist_examples else."""
+    from toolformer_jax.evaluation import registry  # pylint: disable=g-import-not-at-top
+    known = registry.generators()
+    return {s: (self.size.eval_examples if known[s].heldout else self.size.indist_examples)
+            for s in self.eval_sources() if s in known}
 
   def eval_dir(self, run: str) -> str:
     return os.path.join(self.out_dir, "eval", run)
@@ -307,16 +334,24 @@ class Plan:
 
   def _eval(self, run: str, model: str, tools_on: bool, few_shot: bool) -> List[str]:
     s = self.size
+    paper_calendar = run.startswith(PAPER_CALENDAR_RUN)
+    tasks = self.date_sources() if paper_calendar else list(s.eval_tasks)
+    counts = {k: v for k, v in self.eval_counts().items()
+              if k in tasks or (paper_calendar is False and k in self.eval_sources())}
+    most = max([s.eval_examples] + list(counts.values()))
     return [self.python, "-m", "t5x.eval", f"--gin_search_paths={GIN_DIR}",
             "--gin_file=runs/eval_tools.gin", f"--gin_file={MODEL_GIN}",
             f"--gin.CHECKPOINT_PATH={gin_str(self.model_path(model))}",
             f"--gin.EVAL_OUTPUT_DIR={gin_str(self.eval_dir(run))}",
             *([] if tools_on else ["--gin.TOOL_TRIGGER_TOP_K=0"]),
-            f"--gin.EVAL_FEW_SHOT={few_shot}", f"--gin.EVAL_TASKS={gin_list(s.eval_tasks)}",
-            f"--gin.EVAL_NUM_GENERATED={s.eval_examples}",
-            f"--gin.seqio.Evaluator.num_examples={s.eval_examples}",
+            *(["--gin.toolformer_jax.tools.Calendar.accept_arguments=False"]
+              if paper_calendar else []),
+            f"--gin.EVAL_FEW_SHOT={few_shot}", f"--gin.EVAL_TASKS={gin_list(tasks)}",
+            "--gin.EVAL_SPLIT='test'",
+            f"--gin.EVAL_NUM_GENERATED={json.dumps(counts)}",
+            f"--gin.seqio.Evaluator.num_examples={most}",
             # No padding rows to decode when a task has fewer examples than a batch.
-            f"--gin.utils.DatasetConfig.batch_size={min(32, s.eval_examples)}",
+            f"--gin.utils.DatasetConfig.batch_size={min(32, most)}",
             # The demonstration of a few-shot run takes ~150 tokens.
             "--gin.TASK_FEATURE_LENGTHS=" + json.dumps(
                 {"inputs": s.eval_inputs_length + (160 if few_shot else 0),

@@ -1,15 +1,19 @@
-"""Dateset-style questions relative to today (the paper's synthetic Dateset, Sec. 4.2.6).
+"""Questions relative to today, in the image of the paper's synthetic Dateset (Sec. 4.2.6;
+generated here from the project's own templates, not the Dateset). In-distribution: their
+kinds mirror the annotation corpus's offset questions (the held-out date questions:
+heldout_items.py).
 
-  dates_given_v1     today's date is stated in the prompt ("Today is Friday, May 5,
+  dates_given_v2     today's date is stated in the prompt ("Today is Friday, May 5,
                      2017."), a random day of 2000-2030 per item
-  dates_calendar_v1  the paper's setting: the prompt does not say what day it is; only
-                     the Calendar tool knows. Today is the Calendar's fallback date
+  dates_calendar_v2  as in the Dateset, the prompt does not say what day it is; only the
+                     Calendar tool knows. Items are distinct (`items.distinct`). Today is
+                     the Calendar's fallback date
                      (`toolformer_jax.tools.calendar_tool.DEFAULT_FALLBACK_DATE`, what tool
                      decoding's Calendar returns: no document date is passed to it and the
                      prompt states none); a run that binds another `Calendar.fallback_date`
                      must pass the same `today` to the task.
 
-On dates_given_v1 the Calendar reads the stated date from the text before the call (its
+On dates_given_v2 the Calendar reads the stated date from the text before the call (its
 `use_text`), so a call such as Calendar(3 days ago) is answered relative to that day.
 
 Questions and their matches: the weekday some days ago / ahead (`weekday`), the date some
@@ -79,10 +83,10 @@ def _question(r, today: datetime.date) -> tuple:
           (str(today.year - years),), metrics.NUMBER)
 
 
-@registry.register("dates_given", "v1", items_lib.DATES, 300,
+@registry.register("dates_given", "v2", items_lib.DATES, 300,
                    "questions relative to a date stated in the prompt")
 def given_date_items(count: int, seed: int) -> List[items_lib.EvalItem]:
-  name = "dates_given_v1"
+  name = "dates_given_v2"
   out = []
   for i in range(count):
     r = items_lib.rng(name, seed, i)
@@ -104,15 +108,15 @@ def calendar_today(today: Optional[str] = None) -> datetime.date:
   return day
 
 
-@registry.register("dates_calendar", "v1", items_lib.DATES, 200,
+@registry.register("dates_calendar", "v2", items_lib.DATES, 200,
                    "questions relative to today, a date only the Calendar tool gives")
 def calendar_date_items(count: int, seed: int, today: Optional[str] = None
                         ) -> List[items_lib.EvalItem]:
-  name = "dates_calendar_v1"
+  name = "dates_calendar_v2"
   day = calendar_today(today)
   out = []
-  for i in range(count):
-    question, target, answers, match = _question(items_lib.rng(name, seed, i), day)
+  drawn = items_lib.distinct(name, seed, count, lambda r: _question(r, day))
+  for i, (question, target, answers, match) in enumerate(drawn):
     out.append(items_lib.EvalItem(
         id=items_lib.item_id(name, seed, i), inputs=items_lib.question_prompt(question),
         targets=target, answers=answers, match=match, family=items_lib.DATES))

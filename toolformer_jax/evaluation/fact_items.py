@@ -12,9 +12,9 @@ Sources (both offline, from PyPI packages the Makefile installs):
 Generators:
   facts_geography_v1  completion: "The capital of France is" -> Paris (first 5 words)
   facts_leads_v1      completion: "Jane Austen (English novelist) was born in the year"
-  qa_leads_v1         questions:  "In what year was Jane Austen (English novelist) born?"
+  qa_leads_v2         questions:  "In what year was Jane Austen (English novelist) born?"
                       (first 20 words)
-  mlqa_es_v1, mlqa_fr_v1  the geography facts and the birth and death years of the leads'
+  mlqa_es_v2, mlqa_fr_v2  the geography facts and the birth and death years of the leads'
                       people asked in Spanish or French ("¿Cuál es la capital de Francia?"); answers in English or in
                       the question's language are accepted (first 20 words)
 """
@@ -302,13 +302,13 @@ def lead_completion_items(count: int, seed: int, heldout_only: bool = True
   return _items("facts_leads_v1", seed, count, pool, items_lib.FACTS, metrics.FACT_MATCH)
 
 
-@registry.register("qa_leads", "v1", items_lib.QA, 300,
+@registry.register("qa_leads", "v2", items_lib.QA, 300,
                    "questions answerable from the held-out Wikipedia leads")
 def lead_question_items(count: int, seed: int, heldout_only: bool = True
                         ) -> List[items_lib.EvalItem]:
   pool = [(_fact_key(f), items_lib.question_prompt(question(f)), f.answers)
           for f in leads_facts(heldout_only)]
-  return _items("qa_leads_v1", seed, count, pool, items_lib.QA, metrics.QA_MATCH)
+  return _items("qa_leads_v2", seed, count, pool, items_lib.QA, metrics.QA_MATCH)
 
 
 def _multilingual(language: str, count: int, seed: int, heldout_only: bool = True
@@ -319,17 +319,17 @@ def _multilingual(language: str, count: int, seed: int, heldout_only: bool = Tru
     text = question(fact, language)
     if text is not None:
       pool.append((_fact_key(fact), items_lib.question_prompt(text), fact.answers))
-  return _items(f"mlqa_{language}_v1", seed, count, pool, items_lib.MULTILINGUAL,
+  return _items(f"mlqa_{language}_v2", seed, count, pool, items_lib.MULTILINGUAL,
                 metrics.QA_MATCH, language)
 
 
-@registry.register("mlqa_es", "v1", items_lib.MULTILINGUAL, 200,
+@registry.register("mlqa_es", "v2", items_lib.MULTILINGUAL, 200,
                    "geography facts and lead years asked in Spanish")
 def spanish_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   return _multilingual("es", count, seed)
 
 
-@registry.register("mlqa_fr", "v1", items_lib.MULTILINGUAL, 200,
+@registry.register("mlqa_fr", "v2", items_lib.MULTILINGUAL, 200,
                    "geography facts and lead years asked in French")
 def french_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   return _multilingual("fr", count, seed)

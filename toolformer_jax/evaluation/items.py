@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from toolformer_jax.evaluation import metrics
 
@@ -45,7 +45,7 @@ def task_source(name: str) -> str:
 
 
 def family_of(name: str) -> str:
-  """The family of a task name or source ('toolformer_eval_mlqa_es_v1' -> 'mlqa')."""
+  """The family of a task name or source ('toolformer_eval_mlqa_es_v2' -> 'mlqa')."""
   return task_source(name).split("_", 1)[0]
 
 
@@ -73,6 +73,20 @@ class EvalItem:
     return metrics.check_answers(list(self.answers), self.match)
 
 
+# The two seeds of every generated family: settings (prompts, thresholds, sizes) are chosen
+# on the dev seed's items; the reports give the test seed's, which nothing was tuned on.
+DEV_SEED = 0
+TEST_SEED = 2026
+SPLIT_SEEDS = {"dev": DEV_SEED, "test": TEST_SEED}
+
+
+def split_seed(split: str) -> int:
+  """The seed of an eval split name ('dev' or 'test'); ValueError on any other."""
+  if split not in SPLIT_SEEDS:
+    raise ValueError(f"unknown eval split {split!r}; known: {', '.join(SPLIT_SEEDS)}")
+  return SPLIT_SEEDS[split]
+
+
 def rng(full_name: str, seed: int, index) -> random.Random:
   """The random stream of one item of one generator (module docstring)."""
   return random.Random(f"toolformer-eval-{full_name}-seed{int(seed)}-{index}")
@@ -80,6 +94,28 @@ def rng(full_name: str, seed: int, index) -> random.Random:
 
 def item_id(full_name: str, seed: int, index) -> str:
   return f"{full_name}-s{int(seed)}-{index}"
+
+
+MAX_DRAWS = 50  # redraws per item before a generator gives up on distinct questions
+
+
+def distinct(full_name: str, seed: int, count: int, draw: Callable[[random.Random], Tuple]
+             ) -> List[Tuple]:
+  """`count` draws `draw(rng) -> (question, ...)` with pairwise distinct questions: item i
+  is drawn from its own stream, and again from its next streams while its question was
+  already made (ValueError if MAX_DRAWS draws give none new)."""
+  seen, out = set(), []
+  for i in range(count):
+    for attempt in range(MAX_DRAWS):
+      drawn = draw(rng(full_name, seed, i if attempt == 0 else f"{i}-redraw{attempt}"))
+      if drawn[0] not in seen:
+        break
+    else:
+      raise ValueError(f"{full_name}: no new question for item {i} in {MAX_DRAWS} draws "
+                       f"(count {count} is more than its templates make)")
+    seen.add(drawn[0])
+    out.append(drawn)
+  return out
 
 
 def sample(pool: Sequence, count: int, full_name: str, seed: int) -> List:
@@ -90,9 +126,16 @@ def sample(pool: Sequence, count: int, full_name: str, seed: int) -> List:
 
 
 # --- prompts ---------------------------------------------------------------------------------
+# The answer cue ends every question prompt, so that every model is asked to answer in the
+# same words: base, control and fine-tuned tools off alike. Chosen on the dev seed on the
+# base model (SmolLM2-135M-Instruct, 12 math_templates and 6 dates_calendar items, tools
+# off): "Question: ...\nAnswer:" left 16 of 18 outputs empty, "... Answer: The answer is" 0.
+ANSWER_CUE = "The answer is"
+
+
 def question_prompt(question: str) -> str:
   """The zero-shot question format of the math, QA, date and multilingual tasks."""
-  return f"Question: {question.strip()}\nAnswer:"
+  return f"Question: {question.strip()}\nAnswer: {ANSWER_CUE}"
 
 
 def format_number(value: float) -> str:
@@ -108,30 +151,30 @@ def format_number(value: float) -> str:
 FEW_SHOT = {
     MATH: (
         "Question: A baker made 124 rolls in the morning and 87 in the afternoon. How many "
-        "rolls did the baker make?\nAnswer: [Calculator(124 + 87) -> 211] 211\n\n"
+        "rolls did the baker make?\nAnswer: The answer is [Calculator(124 + 87) -> 211] 211\n\n"
         "Question: A theatre has 36 rows with 42 seats in each row. How many seats are "
-        "there?\nAnswer: [Calculator(36 * 42) -> 1512] 1512\n\n"),
+        "there?\nAnswer: The answer is [Calculator(36 * 42) -> 1512] 1512\n\n"),
     FACTS: (
         "The Amazon River flows into the [QA(\"Into which ocean does the Amazon River "
         "flow?\") -> Atlantic Ocean] Atlantic Ocean.\n\n"
         "The Mona Lisa was painted by [QA(\"Who painted the Mona Lisa?\") -> Leonardo da "
         "Vinci] Leonardo da Vinci.\n\n"),
     QA: (
-        "Question: Which gas do plants absorb from the air for photosynthesis?\nAnswer: "
+        "Question: Which gas do plants absorb from the air for photosynthesis?\nAnswer: The answer is "
         "[WikiSearch(\"photosynthesis gas absorbed\") -> Photosynthesis uses carbon dioxide "
         "and water] carbon dioxide\n\n"
-        "Question: Who developed the theory of general relativity?\nAnswer: "
+        "Question: Who developed the theory of general relativity?\nAnswer: The answer is "
         "[WikiSearch(\"general relativity theory\") -> General relativity is the theory of "
         "gravitation published by Albert Einstein in 1915] Albert Einstein\n\n"),
     DATES: (
-        "Question: What day of the week will it be tomorrow?\nAnswer: [Calendar(1 day from "
+        "Question: What day of the week will it be tomorrow?\nAnswer: The answer is [Calendar(1 day from "
         "now) -> Wednesday, March 10, 2021.] Wednesday\n\n"
-        "Question: What was the date two days ago?\nAnswer: [Calendar(2 days ago) -> "
+        "Question: What was the date two days ago?\nAnswer: The answer is [Calendar(2 days ago) -> "
         "Wednesday, October 13, 2010.] October 13, 2010\n\n"),
     MULTILINGUAL: (
-        "Question: ¿Cuál es el río más largo de Europa?\nAnswer: [MT(\"¿Cuál es el río más "
+        "Question: ¿Cuál es el río más largo de Europa?\nAnswer: The answer is [MT(\"¿Cuál es el río más "
         "largo de Europa?\") -> What is the longest river in Europe?] the Volga\n\n"
-        "Question: Quel est le plus grand océan du monde ?\nAnswer: [MT(\"Quel est le plus "
+        "Question: Quel est le plus grand océan du monde ?\nAnswer: The answer is [MT(\"Quel est le plus "
         "grand océan du monde ?\") -> What is the largest ocean in the world?] the Pacific "
         "Ocean\n\n"),
 }

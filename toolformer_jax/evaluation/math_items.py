@@ -1,9 +1,9 @@
 """Math word problems in the image of ASDiv / SVAMP / MAWPS (the paper's math benchmarks).
 
-  math_templates_v1          the project's own one- and two-step templates (SVAMP-style
+  math_templates_v2          the project's own one- and two-step templates (SVAMP-style
                              variations: comparisons, "fewer than", leftovers, unit prices)
-  math_gsm_symbolic_v1       reasoning-gym's gsm_symbolic (GSM8K-derived templates)
-  math_basic_arithmetic_v1   reasoning-gym's basic_arithmetic (2-4 terms, 1-3 digits)
+  math_gsm_symbolic_v2       reasoning-gym's gsm_symbolic (GSM8K-derived templates)
+  math_basic_arithmetic_v2   reasoning-gym's basic_arithmetic (2-4 terms, 1-3 digits)
 
 Every item asks for one number (match `number`: the first number of the output). The
 names, objects and phrasings of the templates are disjoint from the annotation's arithmetic
@@ -80,10 +80,10 @@ def _template(r) -> tuple:
           f"cost?", round(price * count, 2))
 
 
-@registry.register("math_templates", "v1", items_lib.MATH, 300,
+@registry.register("math_templates", "v2", items_lib.MATH, 300,
                    "own one- and two-step word problems (ASDiv/SVAMP style)")
 def template_items(count: int, seed: int) -> List[items_lib.EvalItem]:
-  name = "math_templates_v1"
+  name = "math_templates_v2"
   out = []
   for i in range(count):
     question, answer = _template(items_lib.rng(name, seed, i))
@@ -124,14 +124,15 @@ def _gym_items(dataset: str, full_name: str, count: int, seed: int, **config
   return out
 
 
-@registry.register("math_gsm_symbolic", "v1", items_lib.MATH, 200,
-                   "reasoning-gym gsm_symbolic (GSM8K-style multi-step problems)")
+@registry.register("math_gsm_symbolic", "v2", items_lib.MATH, 200,
+                   "reasoning-gym gsm_symbolic (GSM8K-style multi-step problems)",
+                   heldout=True)
 def gsm_symbolic_items(count: int, seed: int) -> List[items_lib.EvalItem]:
-  return _gym_items("gsm_symbolic", "math_gsm_symbolic_v1", count, seed)
+  return _gym_items("gsm_symbolic", "math_gsm_symbolic_v2", count, seed)
 
 
-@registry.register("math_basic_arithmetic", "v1", items_lib.MATH, 200,
+@registry.register("math_basic_arithmetic", "v2", items_lib.MATH, 200,
                    "reasoning-gym basic_arithmetic (2-4 terms of 1-3 digits)")
 def basic_arithmetic_items(count: int, seed: int) -> List[items_lib.EvalItem]:
-  return _gym_items("basic_arithmetic", "math_basic_arithmetic_v1", count, seed,
+  return _gym_items("basic_arithmetic", "math_basic_arithmetic_v2", count, seed,
                     min_terms=2, max_terms=4, min_digits=1, max_digits=3)

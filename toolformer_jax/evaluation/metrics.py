@@ -86,6 +86,10 @@ CALL_OK_RATE = "call_ok_rate"  # % of examples whose first call returned a resul
 # % of examples whose first call returned a result that holds the answer (a right call,
 # whether or not the model then copied it)
 CALL_RESULT_RIGHT_RATE = "call_result_right_rate"
+# % of outputs whose text holds call text (" [Tool(" or a bracketed "->"), whether or not
+# a call ran: 0 for decoding with calls disabled (the opener masked)
+CALL_TEXT_RATE = "call_text_rate"
+EMPTY_RATE = "empty_rate"  # % of outputs with no answer words (calls removed)
 TRIGGER_RANK_MEAN = "trigger_rank_mean"  # mean rank of " [" at the first call's trigger
 TRIGGER_PROB_MEAN = "trigger_prob_mean"  # mean p(" [") there
 PERPLEXITY = "perplexity"  # the held-out LM task's (toolformer_tasks.lm.perplexity)
@@ -117,6 +121,7 @@ _ARTICLES = frozenset({"a", "an", "the", "el", "la", "los", "las", "lo", "le", "
 # A bracketed span with a result marker that is not a well-formed call (" [Calc 3 -> refused:
 # ...]"): tool decoding inserts a refusal after such text, which is not the model's answer.
 _MALFORMED_CALL_RE = re.compile(r" ?\[[^\[\]\n]{0,400}?->[^\[\]\n]{0,400}\]")
+_CALL_TEXT_RE = re.compile(r"\[\s*[A-Za-z_]\w*\s*\(|\[[^\[\]\n]{0,400}?->")
 _THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _NON_WORD_RE = re.compile(r"[^\w\s]|_")
 
@@ -148,6 +153,16 @@ def answer_text(prediction: str) -> str:
   text = _MALFORMED_CALL_RE.sub("", "".join(pieces)).lstrip()
   cut = text.find("\n\n")
   return text if cut < 0 else text[:cut]
+
+
+def has_call_text(prediction: str) -> bool:
+  """True if the output holds call text: a "[" opening "Tool(", or a bracketed "->"."""
+  return bool(_CALL_TEXT_RE.search(str(prediction)))
+
+
+def is_empty(prediction: str) -> bool:
+  """True if the output has no words of its own (only calls, whitespace or punctuation)."""
+  return not normalize_words(answer_text(prediction))
 
 
 def contains_answer(prediction: str, answers: Sequence[str], n: int) -> bool:
@@ -362,6 +377,25 @@ def example_call(prediction: str, aux: Optional[Mapping[str, Any]]) -> ExampleCa
 aux_row = aux_schema.aux_row  # example `index` of batched aux values; the call_* keys only
 
 
+# --- intervals ------------------------------------------------------------------------------
+WILSON_Z = 1.959963984540054  # 95%
+
+
+def wilson_interval(correct: float, n: float, z: float = WILSON_Z
+                    ) -> Tuple[Optional[float], Optional[float]]:
+  """The Wilson score interval of a proportion `correct` / `n`, in percent ((None, None)
+  when n is 0): the interval every accuracy in the reports carries."""
+  if not n or n <= 0:
+    return None, None
+  if not 0 <= correct <= n:
+    raise ValueError(f"wilson_interval: correct must be in [0, n], got {correct} of {n}")
+  p = correct / n
+  denominator = 1.0 + z * z / n
+  centre = (p + z * z / (2 * n)) / denominator
+  half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+  return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+
+
 # --- seqio -----------------------------------------------------------------------------------
 def postprocess(output: Any, example: Optional[Mapping[str, Any]] = None,
                 is_target: bool = False) -> Any:
@@ -395,6 +429,8 @@ def tool_eval_metrics(targets: Sequence[Mapping[str, Any]], predictions: Sequenc
       NUM_EXAMPLES: float(len(targets)),
       ACCURACY: _percent(correct),
       CALL_RATE: _percent(made),
+      CALL_TEXT_RATE: _percent([has_call_text(p) for p in predictions]),
+      EMPTY_RATE: _percent([is_empty(p) for p in predictions]),
       CALL_OK_RATE: _percent([c.status == tool_base.STATUS_OK for c in calls]),
       CALL_RESULT_RIGHT_RATE: _percent([
           c.result is not None and result_holds_answer(c.result, t["answers"], t["match"])

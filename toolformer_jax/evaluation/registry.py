@@ -21,6 +21,7 @@ from toolformer_jax.evaluation import items as items_lib
 GENERATOR_MODULES = (
     "toolformer_jax.evaluation.date_items",
     "toolformer_jax.evaluation.fact_items",
+    "toolformer_jax.evaluation.heldout_items",
     "toolformer_jax.evaluation.math_items",
 )
 
@@ -35,6 +36,10 @@ class Generator:
   fn: Callable[[int, int], List[items_lib.EvalItem]]
   default_count: int
   description: str
+  # Held out by construction: its templates, kinds and wordings are none of the annotation
+  # corpus's (tests/evaluation/test_heldout_templates.py); False: in-distribution, its
+  # questions mirror the corpus's question-answer documents.
+  heldout: bool = False
 
   @property
   def full_name(self) -> str:
@@ -56,11 +61,12 @@ class Generator:
 GENERATORS: Dict[str, Generator] = {}
 
 
-def register(name: str, version: str, family: str, default_count: int, description: str):
+def register(name: str, version: str, family: str, default_count: int, description: str,
+             heldout: bool = False):
   """Decorator: registers `fn(count, seed) -> [EvalItem]` under `<name>_<version>`."""
 
   def wrap(fn):
-    generator = Generator(name, version, family, fn, default_count, description)
+    generator = Generator(name, version, family, fn, default_count, description, heldout)
     if generator.full_name in GENERATORS:
       raise ValueError(f"generator {generator.full_name} registered twice")
     GENERATORS[generator.full_name] = generator

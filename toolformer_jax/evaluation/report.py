@@ -7,10 +7,13 @@ Each run is NAME=DIR, DIR a t5x EVAL_OUTPUT_DIR (or its inference_eval/) holding
 `<task>-metrics.jsonl` files that gin/runs/eval_tools.gin (or eval_toolformer.gin) wrote;
 the latest step of each task is reported, in the order the runs are given. Writes to OUT:
 
-* report.md: a table per task family (math, facts, qa, dates, mlqa, jsonl) of accuracy per
-  task and run, the family's mean, and the paper's GPT-J -> Toolformer figures of the same
-  benchmark group (Schick et al. 2023; ASDiv and Dateset are the same benchmark / setup,
-  the others are the analogues the generators imitate); call rates per task and tool with
+* report.md: a table per task family (math, facts, qa, dates, mlqa, jsonl), with its
+  metric rule, of accuracy per task and run with N and the 95% Wilson interval, each task
+  labelled held-out (none of the annotation corpus's templates), in-distribution (mirrors
+  its question-answer documents) or benchmark, the pooled held-out and in-distribution
+  accuracy, the outputs holding call text and the empty ones per run, and the paper's
+  GPT-J -> Toolformer figures of the same benchmark group (Schick et al. 2023; ASDiv is
+  the paper's benchmark, the generated tasks are analogues); call rates per task and tool with
   the paper's (QA on 98.1% of LAMA, the Calculator on 97.9% of math, WikiSearch on 99.3%
   of QA examples); the histogram of the " [" rank at the trigger; perplexity with API
   calls disabled beside the paper's;
@@ -35,6 +38,7 @@ from toolformer_jax import corpora
 from toolformer_jax import reporting
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
+from toolformer_jax.evaluation import registry
 
 # The paper's zero-shot results, GPT-J 6.7B -> Toolformer (accuracy %; perplexity for LM).
 PAPER = {
@@ -45,20 +49,37 @@ PAPER = {
     items_lib.DATES: (("TempLAMA", 13.7, 16.3), ("Dateset", 3.9, 27.3)),
     items_lib.LM: (("WikiText", 9.9, 10.3), ("CCNet", 10.6, 10.5)),
 }
-# Tasks that are the paper's benchmark itself, or its exact setup (source without version).
-PAPER_SAME = {"math_asdiv": "ASDiv", "dates_calendar": "Dateset"}
+# Tasks that are the paper's benchmark itself (source without version). No generated task
+# is: dates_calendar asks questions in the Dateset's setting from the project's templates.
+PAPER_SAME = {"math_asdiv": "ASDiv"}
 # Toolformer's calls to the family's main tool (% of examples).
 PAPER_CALL_RATES = {items_lib.FACTS: ("QA", 98.1), items_lib.MATH: ("Calculator", 97.9),
                     items_lib.QA: ("WikiSearch", 99.3)}
 FAMILY_TITLES = {
-    items_lib.MATH: "Math (first number of the output)",
-    items_lib.FACTS: "Fact completion, LAMA-style (answer in the first 5 words)",
-    items_lib.QA: "Open-domain questions (answer in the first 20 words)",
-    items_lib.DATES: "Dates (exact date / weekday / number)",
-    items_lib.MULTILINGUAL: "Spanish and French questions, MLQA-style (first 20 words)",
+    items_lib.MATH: "Math",
+    items_lib.FACTS: "Fact completion, LAMA-style",
+    items_lib.QA: "Open-domain questions",
+    items_lib.DATES: "Dates",
+    items_lib.MULTILINGUAL: "Spanish and French questions, MLQA-style",
     items_lib.CUSTOM: "Your jsonl tasks",
     "other": "Other tasks",
 }
+# The metric of each family, as the paper defines it (Sec. 4.2) where it does.
+FAMILY_RULES = {
+    items_lib.MATH: "correct if the first number of the output, with its sign, is the "
+                    "answer (the paper's math rule; a call's text is not the output's)",
+    items_lib.FACTS: "correct if the answer is among the first 5 words (the paper's LAMA "
+                     "rule)",
+    items_lib.QA: "correct if the answer is among the first 20 words (the paper's open-QA "
+                  "rule)",
+    items_lib.DATES: "correct if the first date, weekday or number of the output is the "
+                     "answer (the question's kind); the paper's Dateset rule is not "
+                     "published beyond accuracy",
+    items_lib.MULTILINGUAL: "correct if the answer, in English or the question's language, "
+                            "is among the first 20 words (the paper's MLQA rule)",
+    items_lib.CUSTOM: "each record's own match spec",
+}
+HELDOUT, IN_DISTRIBUTION, BENCHMARK = "held-out", "in-distribution", "benchmark"
 ACCURACY_FAMILIES = tuple(f for f in items_lib.FAMILIES if f != items_lib.LM) + ("other",)
 METRICS_SUFFIX = "-metrics.jsonl"
 _VERSION_RE = re.compile(r"_v\d+$")
@@ -175,6 +196,40 @@ def _paper_same(source: str) -> Optional[Tuple[str, float, float]]:
   return None
 
 
+def split_of(source: str) -> str:
+  """'held-out' (a generator held out by construction), 'in-distribution' (a generator
+  whose questions mirror the annotation corpus's), 'benchmark' (ASDiv, a user's file)."""
+  generator = registry.generators().get(source)
+  if generator is None:
+    return BENCHMARK
+  return HELDOUT if generator.heldout else IN_DISTRIBUTION
+
+
+def interval(accuracy: Optional[float], n: Optional[float]
+             ) -> Tuple[Optional[float], Optional[float]]:
+  """The 95% Wilson interval (percent) of an accuracy (percent) over n examples."""
+  if accuracy is None or not n:
+    return None, None
+  return metrics.wilson_interval(round(accuracy * n / 100.0), n)
+
+
+def pooled(tasks: Mapping[str, Mapping[str, Optional[float]]], sources: Sequence[str]
+           ) -> Dict[str, Optional[float]]:
+  """Accuracy over the examples of several tasks together (each task weighted by its N),
+  with N and the 95% Wilson interval: {"accuracy", "n", "low", "high"}."""
+  correct = n = 0.0
+  for source in sources:
+    acc, count = tasks[source].get("accuracy"), tasks[source].get("n")
+    if acc is None or not count:
+      return {"accuracy": None, "n": None, "low": None, "high": None}
+    correct += round(acc * count / 100.0)
+    n += count
+  if not n:
+    return {"accuracy": None, "n": None, "low": None, "high": None}
+  low, high = metrics.wilson_interval(correct, n)
+  return {"accuracy": 100.0 * correct / n, "n": n, "low": low, "high": high}
+
+
 def summarize(runs: Sequence[Run]) -> Dict[str, Any]:
   """Everything the report shows, as plain data (report.json)."""
   families = {}
@@ -183,15 +238,35 @@ def summarize(runs: Sequence[Run]) -> Dict[str, Any]:
                if any(_value(r, s, metrics.ACCURACY) is not None for r in runs)]
     if not sources:
       continue
+    splits = {s: split_of(s) for s in sources}
+    sources.sort(key=lambda s: ((HELDOUT, BENCHMARK, IN_DISTRIBUTION).index(splits[s]), s))
     accuracy = {r.name: {s: _value(r, s, metrics.ACCURACY) for s in sources} for r in runs}
+    rows = {r.name: {s: {"accuracy": _value(r, s, metrics.ACCURACY),
+                         "n": _value(r, s, metrics.NUM_EXAMPLES),
+                         "call_text_rate": _value(r, s, metrics.CALL_TEXT_RATE),
+                         "empty_rate": _value(r, s, metrics.EMPTY_RATE)} for s in sources}
+            for r in runs}
+    for per in rows.values():
+      for row in per.values():
+        row["low"], row["high"] = interval(row["accuracy"], row["n"])
+    groups = {split: [s for s in sources if splits[s] == split]
+              for split in (HELDOUT, IN_DISTRIBUTION, BENCHMARK)}
     families[family] = {
         "title": FAMILY_TITLES.get(family, family),
+        "rule": FAMILY_RULES.get(family, ""),
         "tasks": sources,
+        "split": splits,
         "accuracy": accuracy,
+        "rows": rows,
         "num_examples": {s: next((_value(r, s, metrics.NUM_EXAMPLES) for r in runs
                                   if _value(r, s, metrics.NUM_EXAMPLES) is not None), None)
                          for s in sources},
         "mean": {name: _mean(values.values()) for name, values in accuracy.items()},
+        # Examples of the held-out generators (and benchmarks) pooled: the headline.
+        "pooled": {split: {r.name: pooled(rows[r.name], group) for r in runs}
+                   for split, group in (("heldout", groups[HELDOUT] + groups[BENCHMARK]),
+                                        ("in_distribution", groups[IN_DISTRIBUTION]))
+                   if group},
         "paper_same": {s: _paper_same(s) for s in sources if _paper_same(s)},
         "paper": [dict(benchmark=b, gpt_j=g, toolformer=t) for b, g, t in PAPER.get(family, ())],
     }
@@ -239,6 +314,15 @@ def _fmt(value: Optional[float], digits: int = 1) -> str:
 _table = reporting.table  # every column left-aligned
 
 
+def _cell(row: Mapping[str, Optional[float]]) -> str:
+  """'45.0 [35.6, 54.8]' (accuracy and its interval), '–' when missing."""
+  if row.get("accuracy") is None:
+    return "–"
+  if row.get("low") is None:
+    return _fmt(row["accuracy"])
+  return f"{_fmt(row['accuracy'])} [{_fmt(row['low'])}, {_fmt(row['high'])}]"
+
+
 def _paper_line(rows) -> str:
   return ", ".join(f"{r['benchmark']} {r['gpt_j']} → {r['toolformer']}" for r in rows)
 
@@ -251,18 +335,35 @@ def render_markdown(summary: Mapping[str, Any], images: Mapping[str, str]) -> st
                   ", ".join(sorted({str(t["step"]) for t in r["tasks"].values()}))]
                  for r in summary["runs"]])
   out += ["", "Accuracy in % of examples; `–`: the run has no such task. Paper: GPT-J 6.7B "
-          "→ Toolformer, zero-shot (Schick et al. 2023).", ""]
+          "→ Toolformer, zero-shot (Schick et al. 2023); only ASDiv is the paper's own "
+          "benchmark, the generated tasks are analogues.", ""]
   for family, data in summary["families"].items():
     out += [f"## {data['title']}", ""]
-    header = ["task", "n"] + runs + ["paper (GPT-J → Toolformer)"]
+    if data.get("rule"):
+      out += [f"Metric: {data['rule']}. Each cell: accuracy [95% Wilson interval]; n: "
+              "examples per task; held-out tasks are none of the annotation corpus's "
+              "templates, in-distribution ones mirror its question-answer documents.", ""]
+    header = ["task", "split", "n"] + runs + ["paper (GPT-J → Toolformer)"]
     rows = []
     for source in data["tasks"]:
       same = data["paper_same"].get(source)
-      rows.append([f"`{source}`", _fmt(data["num_examples"][source], 0)]
-                  + [_fmt(data["accuracy"][r][source]) for r in runs]
+      rows.append([f"`{source}`", data["split"][source], _fmt(data["num_examples"][source], 0)]
+                  + [_cell(data["rows"][r][source]) for r in runs]
                   + [f"{same[0]}: {same[1]} → {same[2]}" if same else ""])
-    rows.append(["**mean**", ""] + [f"**{_fmt(data['mean'][r])}**" for r in runs] + [""])
+    for split, label in (("heldout", "held-out + benchmarks, pooled"),
+                         ("in_distribution", "in-distribution, pooled")):
+      pooled_rows = data["pooled"].get(split)
+      if pooled_rows:
+        n = next((v["n"] for v in pooled_rows.values() if v["n"]), None)
+        rows.append([f"**{label}**", "", _fmt(n, 0)]
+                    + [f"**{_cell(pooled_rows[r])}**" for r in runs] + [""])
     out += _table(header, rows)
+    out += ["", "Outputs holding call text / with no answer words (% of examples; 0 call "
+            "text where calls are disabled):", ""]
+    out += _table(["task"] + runs, [
+        [f"`{source}`"] + [f"{_fmt(data['rows'][r][source]['call_text_rate'])} / "
+                           f"{_fmt(data['rows'][r][source]['empty_rate'])}" for r in runs]
+        for source in data["tasks"]])
     if data["paper"]:
       out += ["", f"Paper, this family: {_paper_line(data['paper'])}."]
     if family in images:

@@ -212,9 +212,14 @@ class Calendar(base.Tool):
 
   def __init__(self, fallback_date: Optional[str] = DEFAULT_FALLBACK_DATE,
                date_fields: Sequence[str] = DEFAULT_DATE_FIELDS, use_url: bool = True,
-               use_text: bool = True):
+               use_text: bool = True, accept_arguments: bool = True):
     """fallback_date: ISO date used when the document has none (None: an error result);
-    use_text: read a date the text before the call states as today."""
+    use_text: read a date the text before the call states as today; accept_arguments:
+    False is the paper's argument-free Calendar (every call returns today's date, its
+    argument ignored), True the extended one that computes offsets and distances."""
+    if not isinstance(accept_arguments, bool):
+      raise ValueError(f"Calendar.accept_arguments must be a bool, got {accept_arguments!r}")
+    self.accept_arguments = accept_arguments
     self.date_fields = tuple(date_fields)
     self.use_url = use_url
     self.use_text = use_text
@@ -243,9 +248,11 @@ class Calendar(base.Tool):
     return self.fallback_date
 
   def cache_key(self, args: str, context: base.Context = None) -> Hashable:
-    return (args, self.document_date(context))
+    return (args if self.accept_arguments else "", self.document_date(context))
 
   def __call__(self, args: str, context: base.Context = None) -> str:
+    if not self.accept_arguments:  # the paper's tool: today's date, whatever was asked
+      args = ""
     named = parse_argument_date(args)
     count, unit = (0, "day") if named is not None else parse_offset(args)
     date = self.document_date(context)
