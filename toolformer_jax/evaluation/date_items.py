@@ -112,12 +112,18 @@ def calendar_today(today: Optional[str] = None) -> datetime.date:
                    "questions relative to today, a date only the Calendar tool gives")
 def calendar_date_items(count: int, seed: int, today: Optional[str] = None
                         ) -> List[items_lib.EvalItem]:
-  name = "dates_calendar_v2"
+  return today_items("dates_calendar_v2", count, seed, _question, today)
+
+
+def today_items(full_name: str, count: int, seed: int, question_fn, today: Optional[str]
+                ) -> List[items_lib.EvalItem]:
+  """`count` distinct items of `question_fn(rng, today) -> (question, target, answers,
+  match)` about the Calendar's today (the prompt states no date)."""
   day = calendar_today(today)
   out = []
-  drawn = items_lib.distinct(name, seed, count, lambda r: _question(r, day))
+  drawn = items_lib.distinct(full_name, seed, count, lambda r: question_fn(r, day))
   for i, (question, target, answers, match) in enumerate(drawn):
     out.append(items_lib.EvalItem(
-        id=items_lib.item_id(name, seed, i), inputs=items_lib.question_prompt(question),
+        id=items_lib.item_id(full_name, seed, i), inputs=items_lib.question_prompt(question),
         targets=target, answers=answers, match=match, family=items_lib.DATES))
   return out

@@ -145,12 +145,4 @@ def _date_question(r, today: datetime.date) -> Tuple[str, str, Tuple[str, ...], 
                    heldout=True)
 def dates_heldout_items(count: int, seed: int, today: Optional[str] = None
                         ) -> List[items_lib.EvalItem]:
-  name = "dates_heldout_v1"
-  day = date_items.calendar_today(today)
-  out = []
-  drawn = items_lib.distinct(name, seed, count, lambda r: _date_question(r, day))
-  for i, (question, target, answers, match) in enumerate(drawn):
-    out.append(items_lib.EvalItem(
-        id=items_lib.item_id(name, seed, i), inputs=items_lib.question_prompt(question),
-        targets=target, answers=answers, match=match, family=items_lib.DATES))
-  return out
+  return date_items.today_items("dates_heldout_v1", count, seed, _date_question, today)
