@@ -337,7 +337,7 @@ class Plan:
     paper_calendar = run.startswith(PAPER_CALENDAR_RUN)
     tasks = self.date_sources() if paper_calendar else list(s.eval_tasks)
     counts = {k: v for k, v in self.eval_counts().items()
-              if k in tasks or (paper_calendar is False and k in self.eval_sources())}
+              if not paper_calendar or k in tasks}
     most = max([s.eval_examples] + list(counts.values()))
     return [self.python, "-m", "t5x.eval", f"--gin_search_paths={GIN_DIR}",
             "--gin_file=runs/eval_tools.gin", f"--gin_file={MODEL_GIN}",
