@@ -179,6 +179,9 @@ def test_commands_name_the_right_checkpoints_and_data(tmp_path):
   assert f'--gin.ANNOTATED_DIR="{plan.annotated_dir(2)}"' in control
   assert f'--gin.INITIAL_CHECKPOINT_PATH="{plan.base_dir}/checkpoint_0"' in control
   assert "--gin.WITHOUT_CALLS=False" in steps["train_r1"].fn()
+  # Both fine-tunes write evaluation checkpoints (no optimizer state).
+  assert all("--gin.SAVE_OPTIMIZER_STATE=False" in steps[n].fn()
+             for n in ("train_r1", "train_control_r2"))
   base_on = steps["eval_base_tools_on"].fn()
   assert "--gin.EVAL_FEW_SHOT=True" in base_on
   assert "--gin.utils.DatasetConfig.batch_size=2" in base_on  # tiny: 2 examples a task

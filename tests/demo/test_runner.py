@@ -56,6 +56,34 @@ def test_run_step_logs_output_marks_done_and_reports_failures(tmp_path):
   assert not bad.done()
 
 
+def test_a_fine_tune_keeps_its_latest_checkpoint_and_an_unfinished_one_starts_afresh(
+    tmp_path, monkeypatch):
+  plan = plan_lib.Plan(str(tmp_path), "tiny", 1)
+  train = [s for s in plan.steps() if s.name == "train_r1"][0]
+  assert train.fresh and train.output == plan.model_dir(1)
+  # An interrupted fine-tune left a checkpoint it cannot resume from (no optimizer state).
+  os.makedirs(os.path.join(train.output, "checkpoint_8", "state"))
+  script = ("import os, sys\n"
+            "assert not os.path.exists(sys.argv[1] + '/checkpoint_8'), 'not started afresh'\n"
+            "for step in (0, 20):\n"
+            "  os.makedirs(f'{sys.argv[1]}/checkpoint_{step}/state')\n")
+  monkeypatch.setattr(train, "fn", lambda: ["python3", "-c", script, train.output])
+  monkeypatch.setattr(plan, "steps", lambda: [train])
+  runner.run_plan(plan, ["train"])
+  assert sorted(os.listdir(train.output)) == ["DONE.json", "checkpoint_20"]
+  assert plan.model_path("model_1") == os.path.join(train.output, "checkpoint_20")
+
+
+def test_keep_latest_checkpoint(tmp_path):
+  for step in (0, 4, 12):
+    os.makedirs(tmp_path / f"checkpoint_{step}" / "state")
+  (tmp_path / "train").mkdir()
+  removed = plan_lib.keep_latest_checkpoint(str(tmp_path))
+  assert sorted(os.path.basename(p) for p in removed) == ["checkpoint_0", "checkpoint_4"]
+  assert sorted(os.listdir(tmp_path)) == ["checkpoint_12", "train"]
+  assert plan_lib.keep_latest_checkpoint(str(tmp_path)) == []
+
+
 def test_a_running_step_echoes_its_latest_log_line(tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(runner, "PROGRESS_SECONDS", 0.2)
   code = ("import sys, time\n"

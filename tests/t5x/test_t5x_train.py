@@ -126,3 +126,40 @@ def test_second_invocation_resumes_to_new_train_steps(reference_run, finished_ru
       np.mean([reference_run.losses[s] for s in (1, 2, 3)]) - 1.0
   # The shared reference run was left as it was.
   assert checkpoint_steps(reference_run.model_dir)[-1] == REFERENCE_STEPS
+
+
+def _state_keys(checkpoint_dir) -> set:
+  """The top-level 'state' entries a t5x orbax checkpoint stores (from its metadata)."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    metadata = checkpointer.metadata(str(checkpoint_dir / "state"))
+  tree = getattr(metadata, "item_metadata", metadata)
+  tree = getattr(tree, "tree", tree)
+  return set(tree["state"])
+
+
+def test_checkpoints_without_optimizer_state_hold_the_params_and_step(reference_run,
+                                                                     initial_checkpoint,
+                                                                     tmp_path):
+  """SAVE_OPTIMIZER_STATE=False: the checkpoints hold the parameters (the reference run's)
+  and the step, not AdamW's moments (t5x's InferenceState layout)."""
+  model_dir = tmp_path / "model"
+  steps = 4
+  lean = {"SAVE_OPTIMIZER_STATE": "False",
+          "utils.SaveCheckpointConfig.period": str(steps), "EVAL_PERIOD": str(steps),
+          "toolformer_models.learning_rate.train_steps": str(REFERENCE_STEPS)}
+  run = run_t5x("t5x.train", TRAIN_GIN, train_bindings(model_dir, initial_checkpoint, steps,
+                                                       **lean),
+                str(tmp_path / "train.log"))
+  assert run.returncode == 0, run.log[-3000:]
+  # t5x writes one before the first step; keep-best keeps it (it has no metric).
+  assert checkpoint_steps(model_dir) == [0, steps]
+  assert _state_keys(model_dir / "checkpoint_0") == {"step"}
+  assert _state_keys(model_dir / f"checkpoint_{steps}") == {"step"}
+  assert "param_states" in _state_keys(reference_run.model_dir / f"checkpoint_{steps}")
+  from toolformer_jax.checkpoints import t5x_export  # pylint: disable=g-import-not-at-top
+  lean_params, step = t5x_export.load_t5x_params(str(model_dir / f"checkpoint_{steps}"))
+  reference, _ = t5x_export.load_t5x_params(
+      str(reference_run.model_dir / f"checkpoint_{steps}"))
+  assert step == steps
+  assert max_abs_diff(lean_params, reference) <= 1e-6

@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -178,6 +179,8 @@ class Step:
   command: Optional[List[str]] = None  # None: `fn` runs in process
   fn: Optional[object] = None
   rerun: bool = False  # run even when done (the report: its inputs change with --rounds)
+  fresh: bool = False  # an unfinished output is removed first (it cannot be resumed)
+  after: Optional[object] = None  # runs in process once the command succeeded
 
   def done(self) -> bool:
     return os.path.exists(os.path.join(self.output, DONE))
@@ -202,6 +205,16 @@ def latest_checkpoint(model_dir: str) -> str:
   if not steps:
     raise FileNotFoundError(f"no checkpoint_N in {model_dir}")
   return os.path.join(model_dir, f"checkpoint_{max(steps)}")
+
+
+def keep_latest_checkpoint(model_dir: str) -> List[str]:
+  """Removes every checkpoint_N of model_dir but the latest (the one the demo evaluates:
+  t5x's step-0 copy of the initial checkpoint goes); returns the removed paths."""
+  keep = latest_checkpoint(model_dir)
+  removed = [p for p in glob.glob(os.path.join(model_dir, "checkpoint_*")) if p != keep]
+  for path in removed:
+    shutil.rmtree(path)
+  return removed
 
 
 class Plan:
@@ -330,6 +343,8 @@ class Plan:
             # Training loss every ~1/20 of the run: the report's curve.
             f"--gin.train.stats_period={max(1, s.train_steps // 20)}",
             "--gin.train.run_eval_before_training=False",
+            # Checkpoints for evaluation: parameters and step (a third of the size).
+            "--gin.SAVE_OPTIMIZER_STATE=False",
             f"--gin.EVALUATOR_NUM_EXAMPLES={s.eval_examples}"]
 
   def _eval(self, run: str, model: str, tools_on: bool, few_shot: bool) -> List[str]:
@@ -368,10 +383,11 @@ class Plan:
       steps.append(Step("annotate", f"annotate_r{r}", self.annotated_dir(r),
                         fn=lambda r=r: self._annotate(r)))
     for r in range(1, self.rounds + 1):
-      steps.append(Step("train", f"train_r{r}", self.model_dir(r),
-                        fn=lambda r=r: self._train(r, False)))
-      steps.append(Step("train", f"train_control_r{r}", self.model_dir(r, True),
-                        fn=lambda r=r: self._train(r, True)))
+      for name, control in ((f"train_r{r}", False), (f"train_control_r{r}", True)):
+        model_dir = self.model_dir(r, control)
+        steps.append(Step("train", name, model_dir, fresh=True,
+                          fn=lambda r=r, c=control: self._train(r, c),
+                          after=lambda d=model_dir: keep_latest_checkpoint(d)))
     for run, model, tools_on, few_shot in self.eval_runs():
       steps.append(Step("eval", f"eval_{run}", self.eval_dir(run),
                         fn=lambda a=(run, model, tools_on, few_shot): self._eval(*a)))

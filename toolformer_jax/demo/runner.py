@@ -65,6 +65,8 @@ def run_step(step: Step, log_dir: str) -> float:
         tail = "".join(f.readlines()[-15:])
       raise RuntimeError(f"{step.name} exited with {proc.returncode}; log {log_path}; "
                          f"its end:\n{tail}")
+  if step.after is not None:
+    step.after()
   seconds = time.perf_counter() - start
   with open(os.path.join(step.output, DONE), "w", encoding="utf-8") as f:
     json.dump({"step": step.name, "command": command, "seconds": seconds}, f)
@@ -88,7 +90,7 @@ def run_plan(plan: Plan, stages: Sequence[str], force: bool = False) -> Dict[str
     if step.done() and not force and not step.rerun:
       print(f"{prefix}: done already ({step.output}; --force reruns it)", flush=True)
       continue
-    if force and os.path.isdir(step.output):
+    if (force or step.fresh) and os.path.isdir(step.output):
       shutil.rmtree(step.output)
     print(f"{prefix} -> {step.output}", flush=True)
     timings[step.name] = run_step(step, plan.logs)
