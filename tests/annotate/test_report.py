@@ -83,7 +83,8 @@ def _manifest(shard, candidates, annotated, seconds):
     mine = [c for c in candidates if c["tool"] == tool]
     tools[tool] = {"heuristic_seen": 2, "heuristic_kept": 1 + len(mine) // 3,
                    "positions": len(mine) + 1, "sampled": 3 * len(mine), "unparsable": 2,
-                   "other_tool": 1, "duplicates": len(mine) - 1, "tool_error": 1,
+                   "other_tool": 1, "duplicates": len(mine) - 1,
+                   "own_document_excluded": 1, "tool_error": 1,
                    "scored": len(mine), "kept": sum(c["kept"] for c in mine)}
   if shard == 0:  # the pipeline's first refused calls, and one malformed entry (ignored)
     tools["Calendar"][schema.REFUSED_CALLS_KEY] = [
@@ -183,7 +184,8 @@ def test_json_numbers(written):
   assert calc["funnel"] == {"heuristic_seen": 4, "heuristic_kept": 3,
                             "over_max_documents": 0, "positions": 8,
                             "sampled": 18, "unparsable": 4, "other_tool": 2,
-                            "duplicates": 4, "tool_errors": 2, "scored": 6, "kept": 3}
+                            "duplicates": 4, "own_document_excluded": 2, "tool_errors": 2,
+                            "scored": 6, "kept": 3}
   assert calc["tool_errors"] == {"error": 2}
   assert set(numbers["plots"]) == {"counts", "loss_gain", "p_call_start", "stages"}
 

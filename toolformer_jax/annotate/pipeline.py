@@ -104,6 +104,14 @@ def shard_documents(documents: Iterable[corpora.Document], shard: int, num_shard
   return out
 
 
+def call_context(doc, char: int) -> dict:
+  """What a call at character `char` of `doc` knows: the text before it, the record's date
+  (when it has one) and the document itself, by id and text (the retrieval tools return
+  none of its passages: a call must not copy the text it is scored on)."""
+  return {tool_base.CONTEXT_TEXT: doc.text[:char], tool_base.CONTEXT_DOCUMENT_ID: doc.id,
+          tool_base.CONTEXT_DOCUMENT: doc.text, **({"date": doc.date} if doc.date else {})}
+
+
 def _char_position(vocabulary, ids: Sequence[int], i: int) -> int:
   return len(vocabulary.decode(list(ids[:i]))) if i else 0
 
@@ -210,11 +218,12 @@ class Annotator:
               continue
             seen.add(key)
             proposals.append((k, s, _char_position(vocabulary, ids[k], s.token_position)))
-        # A call's context: the record's date (when it has one) and the text before it.
-        contexts = [{tool_base.CONTEXT_TEXT: docs[k].text[:char],
-                     **({"date": docs[k].date} if docs[k].date else {})}
-                    for k, _, char in proposals]
+        contexts = [call_context(docs[k], char) for k, _, char in proposals]
+        exclusion = getattr(self.executor.tools.get(tool), "exclusion", None)
+        own_before = exclusion.own_document_calls if exclusion is not None else 0
         results = self.executor.execute_batch([s.call for _, s, _ in proposals], contexts)
+        if exclusion is not None:
+          tc["own_document_excluded"] += exclusion.own_document_calls - own_before
         t3 = time.perf_counter()
         filter_candidates, rows = [], []
         for (k, s, char), result in zip(proposals, results):

@@ -118,7 +118,9 @@ def _markdown(numbers: Dict[str, Any], plots: Mapping[str, str]) -> str:
                    "rejected median", "rejected mean", "without p"], rows)
   lines += ["", f"![p(call start)]({plots['p_call_start']})", "",
             "## Stages", "", "Counts per tool, summed over the manifests (tool_errors: calls "
-            "the tools refused or failed, by status in report.json).", ""]
+            "the tools refused or failed, by status in report.json; own_document_excluded: "
+            "retrieval calls whose top passages included the annotated document's own, "
+            "which the tools left out).", ""]
   lines += _table(["stage"] + list(t), [[s] + [t[tool]["funnel"][s] for tool in t]
                                         for s in FUNNEL])
   total = sum(numbers["stage_seconds"].values())

@@ -23,6 +23,11 @@ STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_TIMEOUT, STATUS_REFUSED)
 # the prompt and what the model wrote before the call).
 Context = Optional[Mapping[str, Any]]
 CONTEXT_TEXT = "text"
+# At annotation only: the document being annotated, by its id and its whole text. The
+# retrieval tools return no passage of that document (a call must not copy the text it is
+# scored on); at inference these keys are absent and the index is whole.
+CONTEXT_DOCUMENT_ID = "document_id"
+CONTEXT_DOCUMENT = "document"
 
 
 class ToolError(Exception):

@@ -325,20 +325,22 @@ class QA(base.Tool):
     self.num_passages = num_passages
     self.index = index or retrieval.load_index(retrieval_config, show_progress=show_progress)
     self.reader = reader if reader is not None else ExtractiveReader(idf=self.index.idf)
+    self.exclusion = retrieval.OwnDocumentExclusion(self.index)
 
   def cache_key(self, args: str, context: base.Context = None) -> Hashable:
-    return call_format.text_argument(args)
+    return (call_format.text_argument(args), self.exclusion.document_key(context))
 
-  def answer(self, question: str) -> str:
-    passages = self.index.search(question, k=self.num_passages)
+  def answer(self, question: str, context: base.Context = None) -> str:
+    """The reader's answer from the top passages (at annotation: none of the document's
+    own; see `retrieval.OwnDocumentExclusion`)."""
+    passages = self.exclusion.search(question, self.num_passages, context)
     if not passages:
       raise base.ToolError(f"nothing retrieved for {base.one_line(question, 80)!r}")
     answer = self.reader(question, passages)
     return call_format.clean_result(answer)
 
   def __call__(self, args: str, context: base.Context = None) -> str:
-    del context
     question = call_format.text_argument(args)
     if not question:
       raise base.ToolError("empty question")
-    return self.answer(question)
+    return self.answer(question, context)

@@ -233,6 +233,68 @@ class PassageIndex:
     return [self.passage(i, final[i]) for i in order]
 
 
+# Passages shorter than this are not matched against the document's text by content (a
+# short passage, e.g. a one-line stub, can occur in an unrelated document).
+OWN_PASSAGE_MIN_CHARS = 40
+# How many passages beyond k a search that excludes its document looks at.
+OWN_PASSAGE_EXTRA = 8
+
+
+def _squeeze(text: str) -> str:
+  return " ".join(text.split())
+
+
+class OwnDocumentExclusion:
+  """For the retrieval tools: a search that returns no passage of the document a call is
+  annotated in (`base.CONTEXT_DOCUMENT_ID` / `base.CONTEXT_DOCUMENT` in the context).
+
+  A passage is the document's own when its article title is the document's id (corpora
+  give Wikipedia articles their title as id) or when its text occurs in the document's
+  text (whitespace folded; passages of at least OWN_PASSAGE_MIN_CHARS), which covers a
+  corpus whose ids differ from the index's. Without those context keys (inference) the
+  search is the index's own. `own_document_calls` counts the calls whose top-k held an
+  own passage (thread-safe; the annotation report shows it per tool).
+  """
+
+  def __init__(self, index: "PassageIndex"):
+    self.index = index
+    self.own_document_calls = 0
+    self._own_lock = threading.Lock()
+
+  @staticmethod
+  def document_key(context) -> Optional[Tuple[str, str]]:
+    """(id, sha1 of the text) of the context's document, or None at inference."""
+    from toolformer_jax.tools import base  # pylint: disable=g-import-not-at-top
+    if not context or (base.CONTEXT_DOCUMENT_ID not in context
+                       and base.CONTEXT_DOCUMENT not in context):
+      return None
+    text = str(context.get(base.CONTEXT_DOCUMENT) or "")
+    return (str(context.get(base.CONTEXT_DOCUMENT_ID) or ""),
+            hashlib.sha1(text.encode("utf-8")).hexdigest())
+
+  @staticmethod
+  def is_own(passage: Passage, context) -> bool:
+    from toolformer_jax.tools import base  # pylint: disable=g-import-not-at-top
+    doc_id = str(context.get(base.CONTEXT_DOCUMENT_ID) or "")
+    if doc_id and passage.title == doc_id:
+      return True
+    text = _squeeze(passage.text)
+    return (len(text) >= OWN_PASSAGE_MIN_CHARS
+            and text in _squeeze(str(context.get(base.CONTEXT_DOCUMENT) or "")))
+
+  def search(self, query: str, k: int, context) -> List[Passage]:
+    """The index's top-k for `query` without the context document's passages."""
+    if self.document_key(context) is None:
+      return self.index.search(query, k=k)
+    depth = k + OWN_PASSAGE_EXTRA
+    hits = self.index.search(query, k=depth, rerank_depth=max(20, depth))
+    own = [self.is_own(h, context) for h in hits]
+    if any(own[:k]):
+      with self._own_lock:
+        self.own_document_calls += 1
+    return [h for h, o in zip(hits, own) if not o][:k]
+
+
 def _contains(seq: Sequence[str], sub: Sequence[str]) -> bool:
   n = len(sub)
   return any(list(seq[i:i + n]) == list(sub) for i in range(len(seq) - n + 1))

@@ -2,7 +2,8 @@
 
 `WikiSearch("Eurovision Song Contest")` -> `The Eurovision Song Contest, often known simply
 as Eurovision, is an international song competition organised annually by ...`.
-The snippet is taken from the top passage: its sentence sharing the most query words
+At annotation the document being annotated is not searched (see
+`retrieval.OwnDocumentExclusion`). The snippet is taken from the top passage: its sentence sharing the most query words
 (the earliest on ties, so title queries get the lead sentence), extended by the
 following sentences up to `snippet_chars` and cut at a word boundary.
 """
@@ -60,16 +61,16 @@ class WikiSearch(base.Tool):
       raise ValueError(f"WikiSearch.snippet_chars must be >= 20, got {snippet_chars}")
     self.snippet_chars = snippet_chars
     self.index = index or retrieval.load_index(retrieval_config, show_progress=show_progress)
+    self.exclusion = retrieval.OwnDocumentExclusion(self.index)
 
   def cache_key(self, args: str, context: base.Context = None) -> Hashable:
-    return call_format.text_argument(args)
+    return (call_format.text_argument(args), self.exclusion.document_key(context))
 
   def __call__(self, args: str, context: base.Context = None) -> str:
-    del context
     query = call_format.text_argument(args)
     if not query:
       raise base.ToolError("empty query")
-    hits = self.index.search(query, k=1)
+    hits = self.exclusion.search(query, 1, context)
     if not hits:
       raise base.ToolError(f"no Wikipedia passage matches {base.one_line(query, 80)!r}")
     return best_snippet(hits[0].text, query, self.snippet_chars)
