@@ -21,7 +21,8 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
 
 
 def test_kinds():
-  assert KINDS == ["arithmetic", "arithmetic_qa", "dated", "dated_offset_qa", "dated_qa"]
+  assert KINDS == ["arithmetic", "arithmetic_qa", "dated", "dated_offset_qa", "dated_qa",
+                   "geography", "names_mt"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -79,11 +80,12 @@ def test_same_documents_in_another_process():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_versioned_ids(kind, monkeypatch):
+  module = sys.modules[synthetic_docs.DOCUMENT_KINDS[kind].__module__]  # the kind's VERSION
   docs = list(synthetic_docs.documents(kind, COUNT))
-  assert all(re.fullmatch(rf"{kind}-{synthetic_docs.VERSION}-\d{{6}}", d.id) for d in docs)
+  assert all(re.fullmatch(rf"{kind}-{module.VERSION}-\d{{6}}", d.id) for d in docs)
   assert [int(d.id.rsplit("-", 1)[1]) for d in docs] == list(range(COUNT))
-  assert synthetic_docs.DOCUMENT_KINDS[kind](1234567).id == f"{kind}-{synthetic_docs.VERSION}-1234567"
-  monkeypatch.setattr(synthetic_docs, "VERSION", "v999")
+  assert synthetic_docs.DOCUMENT_KINDS[kind](1234567).id == f"{kind}-{module.VERSION}-1234567"
+  monkeypatch.setattr(module, "VERSION", "v999")
   other = list(synthetic_docs.documents(kind, COUNT))
   assert all(d.id.startswith(f"{kind}-v999-") for d in other)
   # the version seeds the documents too: another version is another corpus

@@ -24,6 +24,7 @@ FINGERPRINTS = {
     "dates_given_v2": "358a1ffe2a29709a",
     "dates_heldout_v1": "7ba7adfcf0893150",
     "facts_geography_v1": "5b39a75ee2c8096d",
+    "facts_heldout_v1": "336aeca02ef27f1b",
     "facts_leads_v1": "a456f45a7662d226",
     "math_basic_arithmetic_v2": "f99027f07ddfbbaf",
     "math_gsm_symbolic_v2": "efda26d92ccdb778",
@@ -31,6 +32,7 @@ FINGERPRINTS = {
     "math_templates_v2": "18c4b21b027030c1",
     "mlqa_es_v2": "6c29f3491f08ede3",
     "mlqa_fr_v2": "b231e44eb65b65b8",
+    "qa_heldout_v1": "6959bc2fc190ff06",
     "qa_leads_v2": "c9f80269a59c275d",
 }
 COUNT = 60

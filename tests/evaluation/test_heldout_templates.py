@@ -54,7 +54,8 @@ def corpus_templates(count: int = 3000) -> set:
 
 
 def heldout_generators():
-  return {n: g for n, g in registry.generators().items() if g.heldout}
+  return {n: g for n, g in registry.generators().items()
+          if g.heldout and g.heldout_by == registry.TEMPLATES}
 
 
 def heldout_templates(seeds=(items_lib.DEV_SEED, items_lib.TEST_SEED), count=100) -> dict:

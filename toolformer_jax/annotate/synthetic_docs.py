@@ -18,6 +18,7 @@ import random
 from typing import Iterator
 
 from toolformer_jax import corpora
+from toolformer_jax.annotate import knowledge_docs
 
 VERSION = "v1"
 _NAMES = ("Tom", "Ana", "Lena", "Omar", "Yuki", "Ravi", "Sara", "Ivan", "Maya", "Noah")
@@ -183,9 +184,12 @@ def _offset_document(index: int, today: datetime.date, question: str, answer: st
                           date=today.isoformat(), language="en")
 
 
+# Every generated kind (the knowledge tools' kinds: annotate/knowledge_docs.py).
 DOCUMENT_KINDS = {"arithmetic": arithmetic_document, "dated": dated_document,
                   "arithmetic_qa": arithmetic_qa_document, "dated_qa": dated_qa_document,
-                  "dated_offset_qa": dated_offset_qa_document}
+                  "dated_offset_qa": dated_offset_qa_document,
+                  "geography": knowledge_docs.geography_document,
+                  "names_mt": knowledge_docs.names_mt_document}
 
 
 def documents(kind: str, count: int, start: int = 0) -> Iterator[corpora.Document]:

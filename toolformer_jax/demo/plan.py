@@ -34,7 +34,7 @@ GENERATED_KINDS = corpus.GENERATED_KINDS
 class DemoSize:
   """One size (a gin/runs/demo/<size>.gin file): everything `--size` changes."""
 
-  wikipedia_docs: int  # bundled leads (training split of the held-out-LM task only)
+  wikipedia_docs: int  # bundled leads of train entities (knowledge_docs.annotatable_lead)
   arithmetic_docs: int  # annotate.synthetic_docs 'arithmetic' (statements)
   dated_docs: int  # annotate.synthetic_docs 'dated'
   arithmetic_qa_docs: int  # 'arithmetic_qa' (the same kind of facts as questions)
@@ -55,6 +55,8 @@ class DemoSize:
   eval_inputs_length: int  # prompt tokens (questions; a few-shot run gets 160 more)
   base_few_shot: bool  # also evaluate the base model tools on behind a demonstration
   tau_f: Optional[float] = None  # every tool's filter threshold; None: the per-tool table's
+  geography_docs: int = 0  # annotate.knowledge_docs 'geography' (train countries' facts)
+  names_mt_docs: int = 0  # 'names_mt' (Spanish/French names and their English meaning)
 
   def __post_init__(self):
     for name in ("tools", "eval_tasks"):  # gin lists (the TOOLS macro) as tuples

@@ -14,6 +14,9 @@ Generators:
   facts_leads_v1      completion: "Jane Austen (English novelist) was born in the year"
   qa_leads_v2         questions:  "In what year was Jane Austen (English novelist) born?"
                       (first 20 words)
+  facts_heldout_v1    completions about held-out entities only (`corpora.is_heldout_entity`):
+  qa_heldout_v1       half geography (held-out countries), half lead facts (held-out titles);
+                      the annotation corpus states no fact about them (held out by entity)
   mlqa_es_v2, mlqa_fr_v2  the geography facts and the birth and death years of the leads'
                       people asked in Spanish or French ("¿Cuál es la capital de Francia?"); answers in English or in
                       the question's language are accepted (first 20 words)
@@ -22,101 +25,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from toolformer_jax import assets
 from toolformer_jax import corpora
+from toolformer_jax import geography
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
 from toolformer_jax.evaluation import registry
 
-LOCALES = {"en": "en-us", "es": "es-es", "fr": "fr-fr"}
-FOREIGN = ("es", "fr")
-
-
-# --- geography -------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Country:
-  code: str
-  names: Dict[str, str]  # language -> country name
-  capitals: Dict[str, Tuple[str, ...]]  # language -> accepted capital names
-  regions: Dict[str, Tuple[str, ...]]  # language -> accepted continent/region names
-  currencies: Dict[str, Tuple[str, ...]]
-  languages: Dict[str, Tuple[str, ...]]  # language -> names of the official languages
-  num_languages: int
-
-
-def _locale_json(language: str, name: str) -> dict:
-  path = assets.package_file(assets.GEOGRAPHY, "locale", LOCALES[language], f"{name}.json")
-  with open(path, encoding="utf-8") as f:
-    data = json.load(f)
-  return {k: v for k, v in data.items() if not k.startswith("_")}
-
-
-def _currency_aliases(name: str, language: str) -> Tuple[str, ...]:
-  """The name and its noun alone: 'Japanese yen' -> yen, 'dólar australiano' -> dólar."""
-  words = name.split()
-  if len(words) < 2:
-    return (name,)
-  return (name, words[-1] if language == "en" else words[0])
-
-
-@functools.lru_cache(maxsize=None)
-def countries() -> Tuple[Country, ...]:
-  """The 194 countries with their facts in en/es/fr (sorted by code)."""
-  path = assets.package_file(assets.GEOGRAPHY, "data", "countries.json")
-  with open(path, encoding="utf-8") as f:
-    records = json.load(f)
-  tables = {lang: {name: _locale_json(lang, name) for name in (
-      "country_names", "capital_names", "currency_names", "language_names", "region_names",
-      "subregion_names")} for lang in LOCALES}
-  out = []
-  for record in sorted(records, key=lambda r: r["cca3"]):
-    code = record["cca3"]
-    names, capitals, regions, currencies, languages = {}, {}, {}, {}, {}
-    for lang, t in tables.items():
-      if code not in t["country_names"]:
-        break
-      names[lang] = t["country_names"][code]
-      caps = t["capital_names"]["capitals"].get(code, {})
-      english = tuple(record["capital"])
-      english = tuple(record["capital"])
-      no_dc = tuple(c.replace(" D.C.", "") for c in english if " D.C." in c)  # Washington
-      capitals[lang] = _merge((caps.get("primary"),), caps.get("all", ()), english, no_dc)
-      region = t["region_names"].get(record["region"], record["region"])
-      sub = t["subregion_names"].get(record.get("subregion", ""), "")
-      accepted = [region, record["region"]]
-      if record["region"] == "Americas":  # "South America", "the Caribbean" are right too
-        accepted += ["America", sub, record.get("subregion", "")]
-      regions[lang] = tuple(dict.fromkeys(a for a in accepted if a))
-      currencies[lang] = tuple(dict.fromkeys(
-          a for c in record["currencies"] if c in t["currency_names"]
-          for a in _currency_aliases(t["currency_names"][c], lang)))
-      languages[lang] = tuple(dict.fromkeys(
-          t["language_names"][c] for c in record["languages"] if c in t["language_names"]))
-    else:
-      out.append(Country(code, names, capitals, regions, currencies, languages,
-                         len(record["languages"])))
-  return tuple(out)
-
-
-_THE_WORDS = ("United", "Republic", "Islands", "Kingdom", "Emirates", "States")
-_THE_NAMES = frozenset({"Bahamas", "Gambia", "Netherlands", "Philippines", "Maldives",
-                        "Comoros", "Seychelles", "Vatican City"})
-
-
-def english_country(name: str, start: bool = False) -> str:
-  """'the United States' / 'France' as English writes it after 'of' (start: capitalised)."""
-  needs = name in _THE_NAMES or any(w in name.split() for w in _THE_WORDS)
-  if not needs or name.startswith("The "):
-    return name
-  return ("The " if start else "the ") + name
-
-
-def _merge(*groups) -> Tuple[str, ...]:
-  return tuple(dict.fromkeys(a for g in groups for a in g if a))
+# The geography facts' source (toolformer_jax.geography); names kept for the generators.
+LOCALES, FOREIGN = geography.LOCALES, geography.FOREIGN
+Country, countries, english_country = (geography.Country, geography.countries,
+                                       geography.english_country)
+_merge = geography.merge
 
 
 # (relation, English completion, Spanish question, French question, facts of a country)
@@ -130,6 +52,27 @@ _GEO_RELATIONS = (
     ("language", "The official language of {of} is", "¿Cuál es el idioma oficial de {c}?",
      "Quelle est la langue officielle du pays suivant : {c} ?", lambda k: k.languages),
 )
+
+
+_GEO_QUESTIONS = {"capital": "What is the capital of {of}?",
+                  "continent": "On which continent is {of}?",
+                  "currency": "What is the official currency of {of}?",
+                  "language": "What is the official language of {of}?"}
+
+
+def heldout_country(key: str) -> bool:
+  """Is the country of a geography fact key ('PER-capital') a held-out entity?"""
+  code = key.split("-", 1)[0]
+  return any(c.code == code and corpora.is_heldout_entity(c.names["en"])
+             for c in countries())
+
+
+def geography_questions() -> List[Tuple[str, str, Tuple[str, ...]]]:
+  """(key, English question, answers): the English geography facts asked as questions."""
+  names = {c.code: c.names["en"] for c in countries()}
+  return [(key, _GEO_QUESTIONS[key.split("-", 1)[1]].format(
+      of=english_country(names[key.split("-", 1)[0]])), answers)
+          for key, _, answers in geography_facts("en")]
 
 
 def geography_facts(language: str = "en") -> List[Tuple[str, str, Tuple[str, ...]]]:
@@ -220,14 +163,17 @@ def lead_facts(documents) -> List[LeadFact]:
 
 
 @functools.lru_cache(maxsize=4)
-def leads_facts(heldout_only: bool = True, corpus_path: Optional[str] = None
-                ) -> Tuple[LeadFact, ...]:
-  """The facts of the bundled (or given) English leads; held-out split only by default."""
+def leads_facts(heldout_only: bool = True, corpus_path: Optional[str] = None,
+                entities: bool = False) -> Tuple[LeadFact, ...]:
+  """The facts of the bundled (or given) English leads; held-out split only by default
+  (entities: the held-out entities, `corpora.is_heldout_entity`, instead of the LM task's
+  validation split)."""
   path = corpora.resolve_corpus_path(corpus_path)
   stats = corpora.ReadStats(f"eval facts {path}")
   documents = list(corpora.read_wikipedia(path, stats))
+  heldout = corpora.is_heldout_entity if entities else corpora.is_heldout
   if heldout_only:
-    documents = [d for d in documents if corpora.is_heldout(d.title)]
+    documents = [d for d in documents if heldout(d.title)]
   return tuple(lead_facts(documents))
 
 
@@ -333,3 +279,37 @@ def spanish_items(count: int, seed: int) -> List[items_lib.EvalItem]:
                    "geography facts and lead years asked in French")
 def french_items(count: int, seed: int) -> List[items_lib.EvalItem]:
   return _multilingual("fr", count, seed)
+
+
+# --- held out by entity: facts about entities the annotation corpus never states ---------------
+def _half_and_half(full_name: str, seed: int, count: int, first, second, family: str,
+                   match: str) -> List[items_lib.EvalItem]:
+  """Half of `count` from each pool (the rest from the other when one runs short)."""
+  a = items_lib.sample(first, count, full_name + "/geography", seed)
+  b = items_lib.sample(second, count, full_name + "/leads", seed)
+  take_a = min(len(a), max(count // 2, count - len(b)))
+  chosen = a[:take_a] + b[:count - take_a]
+  return _items(full_name, seed, count, chosen, family, match)
+
+
+@registry.register("facts_heldout", "v1", items_lib.FACTS, 200,
+                   "completions about held-out entities: geography and lead facts",
+                   heldout=True, heldout_by=registry.ENTITIES)
+def heldout_fact_items(count: int, seed: int) -> List[items_lib.EvalItem]:
+  geo = [f for f in geography_facts("en") if heldout_country(f[0])]
+  leads = [(_fact_key(f), completion(f), f.answers) for f in leads_facts(entities=True)]
+  return _half_and_half("facts_heldout_v1", seed, count, geo, leads, items_lib.FACTS,
+                        metrics.FACT_MATCH)
+
+
+@registry.register("qa_heldout", "v1", items_lib.QA, 200,
+                   "questions about held-out entities: geography and lead facts",
+                   heldout=True, heldout_by=registry.ENTITIES)
+def heldout_question_items(count: int, seed: int) -> List[items_lib.EvalItem]:
+  geo = [(key, items_lib.question_prompt(q), answers)
+         for key, q, answers in geography_questions() if heldout_country(key)]
+  leads = [(_fact_key(f), items_lib.question_prompt(question(f)), f.answers)
+           for f in leads_facts(entities=True)]
+  return _half_and_half("qa_heldout_v1", seed, count, geo, leads, items_lib.QA,
+                        metrics.QA_MATCH)
+

@@ -36,10 +36,13 @@ class Generator:
   fn: Callable[[int, int], List[items_lib.EvalItem]]
   default_count: int
   description: str
-  # Held out by construction: its templates, kinds and wordings are none of the annotation
-  # corpus's (tests/evaluation/test_heldout_templates.py); False: in-distribution, its
-  # questions mirror the corpus's question-answer documents.
+  # Held out by construction (True): by its templates, kinds and wordings, none of the
+  # annotation corpus's (heldout_by TEMPLATES; tests/evaluation/test_heldout_templates.py),
+  # or by its entities, none of which the annotation corpus states facts about (ENTITIES;
+  # corpora.is_heldout_entity, tests/evaluation/test_heldout_entities.py). False:
+  # in-distribution, its questions mirror the corpus's question-answer documents.
   heldout: bool = False
+  heldout_by: str = ""
 
   @property
   def full_name(self) -> str:
@@ -58,15 +61,20 @@ class Generator:
     return items
 
 
+TEMPLATES, ENTITIES = "templates", "entities"  # the two ways to be held out
+
 GENERATORS: Dict[str, Generator] = {}
 
 
 def register(name: str, version: str, family: str, default_count: int, description: str,
-             heldout: bool = False):
+             heldout: bool = False, heldout_by: str = TEMPLATES):
   """Decorator: registers `fn(count, seed) -> [EvalItem]` under `<name>_<version>`."""
+  if heldout_by not in (TEMPLATES, ENTITIES):
+    raise ValueError(f"heldout_by must be {TEMPLATES!r} or {ENTITIES!r}, got {heldout_by!r}")
 
   def wrap(fn):
-    generator = Generator(name, version, family, fn, default_count, description, heldout)
+    generator = Generator(name, version, family, fn, default_count, description, heldout,
+                          heldout_by if heldout else "")
     if generator.full_name in GENERATORS:
       raise ValueError(f"generator {generator.full_name} registered twice")
     GENERATORS[generator.full_name] = generator
