@@ -32,6 +32,7 @@ FINGERPRINTS = {
     "math_templates_v2": "18c4b21b027030c1",
     "mlqa_es_v2": "6c29f3491f08ede3",
     "mlqa_fr_v2": "b231e44eb65b65b8",
+    "notool_context_v1": "5a9cdee3c8f92d43",
     "qa_heldout_v1": "6959bc2fc190ff06",
     "qa_leads_v2": "c9f80269a59c275d",
 }

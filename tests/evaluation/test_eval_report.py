@@ -123,3 +123,36 @@ def test_cli_summary_and_one_line_errors(runs, tmp_path):
                           + bad, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not target.exists()
+
+
+def test_tool_selection_matrix_from_known_outputs(tmp_path):
+  """Which tool each output's first call went to, per family: the matrix and the
+  wrong-tool rate (a call to a tool that does not fit the family; any call on notool)."""
+  on = tmp_path / "on"
+  math_on = metrics.tool_eval_metrics(
+      [TARGET] * 4, [" [Calculator(87 + 170) -> 257] 257", " [Calculator(1 + 2) -> 3] 3",
+                     " [Calendar() -> Today is Monday, May 4, 2026] 257", " 257"],
+      _aux([1, 1, 1, 0], [0, 0, 1, -1]))
+  notool = {"answers": ["green"], "match": "words:20"}
+  notool_on = metrics.tool_eval_metrics(
+      [notool] * 2, [' [QA("tin colour?") -> red] red', " green"], _aux([1, 0], [3, -1]))
+  facts_on = metrics.tool_eval_metrics(
+      [FACT] * 2, [' [QA("capital?") -> Paris] Paris', ' [WikiSearch("France") -> Paris] x'],
+      _aux([1, 1], [1, 2]))
+  _write(on, "toolformer_eval_math_heldout_v1_smollm2", {"step": 7, **math_on})
+  _write(on, "toolformer_eval_notool_context_v1_smollm2", {"step": 7, **notool_on})
+  _write(on, "toolformer_eval_facts_heldout_v1_smollm2", {"step": 7, **facts_on})
+  summary = report.write_report([("tools_on", str(on))], str(tmp_path / "report"))
+  matrix = summary["selection"]["tools_on"]
+  assert matrix["math"]["n"] == 4
+  assert matrix["math"]["tools"]["Calculator"] == 50.0
+  assert matrix["math"]["tools"]["Calendar"] == 25.0
+  assert matrix["math"]["none"] == 25.0 and matrix["math"]["wrong_tool"] == 25.0
+  assert matrix["notool"]["tools"]["QA"] == 50.0
+  assert matrix["notool"]["none"] == 50.0 and matrix["notool"]["wrong_tool"] == 50.0
+  assert matrix["facts"]["tools"]["QA"] == matrix["facts"]["tools"]["WikiSearch"] == 50.0
+  assert matrix["facts"]["none"] == 0.0 and matrix["facts"]["wrong_tool"] == 0.0
+  md = (tmp_path / "report" / "report.md").read_text()
+  assert "## Tool selection" in md
+  assert "| math | 4 | 50.0 | 25.0 | 0.0 | 0.0 | 25.0 | 25.0 |" in md, md
+  assert "| notool | 2 | 0.0 | 0.0 | 50.0 | 0.0 | 50.0 | 50.0 |" in md, md

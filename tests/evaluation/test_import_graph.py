@@ -87,7 +87,7 @@ def test_the_eval_generators_import_one_way():
   evaluation = "toolformer_jax.evaluation."
   items, registry = evaluation + "items", evaluation + "registry"
   generator_modules = [evaluation + m for m in ("math_items", "date_items", "fact_items",
-                                                "heldout_items")]
+                                                "heldout_items", "notool_items")]
   assert not {m for m in graph[items] if m.startswith(evaluation)} - {evaluation + "metrics"}
   assert graph[registry] & set(generator_modules) == set()
   for module in generator_modules:

@@ -29,8 +29,9 @@ QA = "qa"  # WebQS, Natural Questions, TriviaQA
 DATES = "dates"  # TempLAMA, Dateset
 MULTILINGUAL = "mlqa"  # MLQA
 LM = "lm"  # perplexity with API calls disabled
+NOTOOL = "notool"  # questions no tool helps with (the answer is in the prompt)
 CUSTOM = "jsonl"  # the user's own jsonl
-FAMILIES = (MATH, FACTS, QA, DATES, MULTILINGUAL, LM, CUSTOM)
+FAMILIES = (MATH, FACTS, QA, DATES, MULTILINGUAL, NOTOOL, LM, CUSTOM)
 
 # Eval task names: TASK_PREFIX + source (+ the vocabulary's suffix, toolformer_tasks.
 # vocabularies: "_smollm2", or "_v" + 8 hex digits); a source's first word is its family.
@@ -52,6 +53,12 @@ def family_of(name: str) -> str:
 # The tool the paper's Toolformer mostly calls for each family.
 EXPECTED_TOOL = {MATH: "Calculator", FACTS: "QA", QA: "WikiSearch", DATES: "Calendar",
                  MULTILINGUAL: "MT"}
+# The tools whose call fits a family's items (a first call to any other is a wrong-tool
+# call; on NOTOOL items every call is). Multilingual questions may be translated or looked
+# up; families not listed (the user's jsonl) have no rule.
+ACCEPTED_TOOLS = {MATH: ("Calculator",), DATES: ("Calendar",), FACTS: ("QA", "WikiSearch"),
+                  QA: ("QA", "WikiSearch"), MULTILINGUAL: ("MT", "QA", "WikiSearch"),
+                  NOTOOL: ()}
 
 
 @dataclasses.dataclass(frozen=True)

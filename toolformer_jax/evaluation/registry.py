@@ -23,6 +23,7 @@ GENERATOR_MODULES = (
     "toolformer_jax.evaluation.fact_items",
     "toolformer_jax.evaluation.heldout_items",
     "toolformer_jax.evaluation.math_items",
+    "toolformer_jax.evaluation.notool_items",
 )
 
 

@@ -61,6 +61,7 @@ FAMILY_TITLES = {
     items_lib.QA: "Open-domain questions",
     items_lib.DATES: "Dates",
     items_lib.MULTILINGUAL: "Spanish and French questions, MLQA-style",
+    items_lib.NOTOOL: "Questions no tool helps with",
     items_lib.CUSTOM: "Your jsonl tasks",
     "other": "Other tasks",
 }
@@ -77,6 +78,8 @@ FAMILY_RULES = {
                      "published beyond accuracy",
     items_lib.MULTILINGUAL: "correct if the answer, in English or the question's language, "
                             "is among the first 20 words (the paper's MLQA rule)",
+    items_lib.NOTOOL: "correct if the answer is among the first 20 words (the answer stands "
+                      "in the question; every call here is a wrong-tool call)",
     items_lib.CUSTOM: "each record's own match spec",
 }
 HELDOUT, IN_DISTRIBUTION, BENCHMARK = "held-out", "in-distribution", "benchmark"
@@ -230,6 +233,35 @@ def pooled(tasks: Mapping[str, Mapping[str, Optional[float]]], sources: Sequence
   return {"accuracy": 100.0 * correct / n, "n": n, "low": low, "high": high}
 
 
+def tool_selection(run: Run) -> Dict[str, Dict[str, Any]]:
+  """The run's tool-selection matrix: per family, pooled over its tasks (weighted by their
+  examples), the % of outputs whose first call went to each tool, that called none, and
+  whose first call went to a tool that does not fit the family (`items.ACCEPTED_TOOLS`;
+  None for a family without a rule)."""
+  sums: Dict[str, Dict[str, float]] = {}
+  for task in run.tasks.values():
+    m = task.metrics
+    n = _finite(m.get(metrics.NUM_EXAMPLES))
+    if not n or _finite(m.get(metrics.CALL_RATE)) is None:
+      continue
+    acc = sums.setdefault(task.family, {"n": 0.0, "none": 0.0, "tools": {}})
+    acc["n"] += n
+    acc["none"] += n * (100.0 - m[metrics.CALL_RATE])
+    for key, value in m.items():
+      if key.startswith(metrics.CALL_RATE_PREFIX) and _finite(value) is not None:
+        tool = key[len(metrics.CALL_RATE_PREFIX):]
+        acc["tools"][tool] = acc["tools"].get(tool, 0.0) + n * value
+  out = {}
+  for family, acc in sums.items():
+    n = acc["n"]
+    tools = {t: v / n for t, v in sorted(acc["tools"].items())}
+    accepted = items_lib.ACCEPTED_TOOLS.get(family)
+    wrong = (None if accepted is None
+             else sum(v for t, v in tools.items() if t not in accepted))
+    out[family] = {"n": n, "tools": tools, "none": acc["none"] / n, "wrong_tool": wrong}
+  return out
+
+
 def summarize(runs: Sequence[Run]) -> Dict[str, Any]:
   """Everything the report shows, as plain data (report.json)."""
   families = {}
@@ -299,6 +331,7 @@ def summarize(runs: Sequence[Run]) -> Dict[str, Any]:
                for r in runs],
       "families": families,
       "calls": calls,
+      "selection": {run.name: tool_selection(run) for run in runs},
       "paper_call_rates": {f: {"tool": t, "rate": v} for f, (t, v) in PAPER_CALL_RATES.items()},
       "trigger_ranks": ranks,
       "perplexity": perplexity,
@@ -325,6 +358,28 @@ def _cell(row: Mapping[str, Optional[float]]) -> str:
 
 def _paper_line(rows) -> str:
   return ", ".join(f"{r['benchmark']} {r['gpt_j']} → {r['toolformer']}" for r in rows)
+
+
+def _selection_markdown(summary: Mapping[str, Any]) -> List[str]:
+  """Per run that made calls: family x (each tool, none, wrong tool), % of outputs."""
+  out = []
+  for run, per in summary.get("selection", {}).items():
+    tools = sorted({t for f in per.values() for t, v in f["tools"].items() if v > 0})
+    if not tools:
+      continue
+    if not out:
+      out += ["", "## Tool selection", "",
+              "Per family, % of outputs whose first call went to each tool or that called "
+              "none; wrong tool: a first call to a tool that does not fit the family (on "
+              "`notool`, any call). Fits: " + "; ".join(
+                  f"{f}: {', '.join(t) or 'none'}"
+                  for f, t in items_lib.ACCEPTED_TOOLS.items()) + "."]
+    out += ["", f"Run `{run}`:", ""]
+    out += _table(["family", "n"] + tools + ["none", "wrong tool"],
+                  [[family, _fmt(f["n"], 0)] + [_fmt(f["tools"].get(t, 0.0)) for t in tools]
+                   + [_fmt(f["none"]), _fmt(f["wrong_tool"])]
+                   for family, f in sorted(per.items())])
+  return out
 
 
 def render_markdown(summary: Mapping[str, Any], images: Mapping[str, str]) -> str:
@@ -405,6 +460,7 @@ def render_markdown(summary: Mapping[str, Any], images: Mapping[str, str]) -> st
                    for s, c in per.items()])
   if "call_rates" in images:
     out += ["", f"![call rates]({images['call_rates']})"]
+  out += _selection_markdown(summary)
   out += ["", "## \" [\" rank at the trigger", "",
           "First calls by the rank of \" [\" among the next-token logits when the call was "
           f"triggered (all tasks; the paper triggers at rank < 10, k = 10).", ""]
