@@ -260,6 +260,14 @@ def test_select_config_empty_input_and_unknown_tool():
     ("date", " Mondays", False),
     ("date", " Mon", False),
     ("date", "", False),
+    ("entity", " Lima.", True),
+    ("entity", " \"Alemania\"", True),
+    ("entity", " Ãsia", True),
+    ("entity", " 1879, in Ulm", True),
+    ("entity", " the Peruvian sol", False),
+    ("entity", " 42 apples", False),  # not a year
+    ("entity", " A", False),  # a lone capital letter is no name
+    ("entity", "", False),
 ])
 def test_position_rules(rule, suffix, allowed):
   assert heuristics.allowed_positions(rule, [suffix]) == [allowed]

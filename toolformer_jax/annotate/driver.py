@@ -25,7 +25,8 @@ from toolformer_jax.annotate import sampling
 
 def open_corpus(name: str, stats: corpora.ReadStats):
   """Documents of CORPUS: '+'-joined parts, each 'wikipedia[:LANG]', a jsonl or text path,
-  a generator 'arithmetic[:N]' / 'dated[:N]' (see `annotate.synthetic_docs`), or a built TFDS
+  a generated kind 'KIND[:N]' such as 'arithmetic:200' or 'geography:64' (see
+  `annotate.synthetic_docs.DOCUMENT_KINDS`), or a built TFDS
   dataset 'tfds:NAME[/CONFIG][:SPLIT]' (data_dir, manual_dir: $TOOLFORMER_TFDS_DATA_DIR,
   $TOOLFORMER_TFDS_MANUAL_DIR; see `annotate.tfds_corpora`)."""
   for part in name.split("+"):
@@ -37,15 +38,20 @@ def open_corpus(name: str, stats: corpora.ReadStats):
       language = arg or "en-us"
       yield from corpora.read_wikipedia(corpora.bundled_corpus_path(language), stats,
                                         language=language.split("-")[0])
-    elif kind in ("arithmetic", "dated"):
+    elif kind in _generated_kinds():
       from toolformer_jax.annotate import synthetic_docs  # pylint: disable=g-import-not-at-top
       yield from synthetic_docs.documents(kind, int(arg) if arg else 200)
     elif os.path.exists(part):
       yield from corpora.read_documents(part, stats)
     else:
-      raise ValueError(f"CORPUS part {part!r} is neither 'wikipedia[:LANG]', "
-                       "'arithmetic[:N]', 'dated[:N]', 'tfds:NAME[/CONFIG][:SPLIT]' nor an "
-                       "existing jsonl/text path")
+      raise ValueError(f"CORPUS part {part!r} is neither 'wikipedia[:LANG]', a generated "
+                       f"kind 'KIND[:N]' ({', '.join(sorted(_generated_kinds()))}), "
+                       "'tfds:NAME[/CONFIG][:SPLIT]' nor an existing jsonl/text path")
+
+
+def _generated_kinds():
+  from toolformer_jax.annotate import synthetic_docs  # pylint: disable=g-import-not-at-top
+  return synthetic_docs.DOCUMENT_KINDS
 
 
 def load_model(checkpoint: str, network=None, scan_layers: bool = False):

@@ -178,6 +178,8 @@ POSITION_RULES: Dict[str, "re.Pattern[str]"] = {
     "number": re.compile(r"\s*[-\u2212]?\d"),
     # ... or a number that ends the text (an answer: the days until a date)
     "date": re.compile(rf"\s*(?:(?:{_WEEKDAY_MONTH})\b|\d{{4}}\b|\d+\s*$)"),
+    # Before a name or a year (what QA and WikiSearch return: "is [QA(...)] Lima").
+    "entity": re.compile(r"\s*[\"']?(?:[A-Z\u00c0-\u00de][\w'-]|\d{3,4}\b)"),
 }
 
 
