@@ -77,3 +77,26 @@ def test_annotation_rates_from_the_annotation_report(tmp_path):
   assert rates["Calculator"] == {"scored": 20, "kept": 5, "proposal_rate": 2.0,
                                  "keep_rate": 0.25, "p_kept": 0.2, "p_rejected": 0.05}
   assert rates["MT"]["keep_rate"] == 0.0 and rates["MT"]["p_kept"] is None
+
+
+def test_kept_calls_by_document_kind_and_wrong_tool_counts(tmp_path):
+  rounds = []
+  for r, records in enumerate([
+      [("arithmetic-v1-000001", ["Calculator"]), ("geography-v1-000002", ["QA"]),
+       ("Jane Austen", ["WikiSearch", "QA"])],
+      [("arithmetic-v1-000001", ["Calendar"]), ("dated-v1-000004", ["Calendar"]),
+       ("Jane Austen", ["Calendar"]), ("names_mt-v1-000000", ["MT"])]], start=1):
+    directory = tmp_path / f"round_{r}"
+    directory.mkdir()
+    with open(directory / "annotated-00000-of-00001.jsonl", "w") as f:
+      for doc_id, tools in records:
+        f.write(json.dumps({"doc_id": doc_id, "tool": tools[0],
+                            "calls": [{"tool": t} for t in tools]}) + "\n")
+      f.write("not json\n")  # counted and skipped
+    rounds.append(demo_report.kept_by_kind(str(directory)))
+  assert rounds[0] == {"arithmetic": {"Calculator": 1}, "geography": {"QA": 1},
+                       "wikipedia": {"WikiSearch": 1, "QA": 1}}
+  assert [demo_report.wrong_tool_calls(k) for k in rounds] == [0, 2]  # Calendar on a sum, a lead
+  lines = demo_report.kept_by_kind_lines(rounds)
+  assert "| 2 | arithmetic | 0 | 1 | 0 | 0 | 0 |" in lines
+  assert lines[-1].endswith("round 1 0, round 2 2.")

@@ -192,6 +192,24 @@ DOCUMENT_KINDS = {"arithmetic": arithmetic_document, "dated": dated_document,
                   "names_mt": knowledge_docs.names_mt_document}
 
 
+# The tools whose calls fit each kind's documents (a kept call of another tool is a
+# wrong-tool call: the demo's report counts them per round), and for the Wikipedia leads
+# (LEAD_KIND: a document id that names no generated kind). Calendar returns today's date,
+# which no undated lead needs.
+LEAD_KIND = "wikipedia"
+FITTING_TOOLS = {"arithmetic": ("Calculator",), "arithmetic_qa": ("Calculator",),
+                 "dated": ("Calendar",), "dated_qa": ("Calendar",),
+                 "dated_offset_qa": ("Calendar",), "geography": ("QA", "WikiSearch"),
+                 "names_mt": ("MT",), LEAD_KIND: ("QA", "WikiSearch", "Calculator", "MT")}
+
+
+def kind_of(doc_id: str) -> str:
+  """The generated kind of a document id ('geography-v1-000003' -> 'geography'), else
+  LEAD_KIND."""
+  kind = doc_id.split("-", 1)[0]
+  return kind if kind in DOCUMENT_KINDS else LEAD_KIND
+
+
 def documents(kind: str, count: int, start: int = 0) -> Iterator[corpora.Document]:
   if kind not in DOCUMENT_KINDS:
     raise ValueError(f"unknown document kind {kind!r}; known: {sorted(DOCUMENT_KINDS)}")

@@ -62,6 +62,47 @@ def annotation_rates(annotate_dir: str) -> Dict[str, Dict[str, float]]:
   return rates
 
 
+def kept_by_kind(annotate_dir: str) -> Dict[str, Dict[str, int]]:
+  """{document kind: {tool: kept calls}} of a round's annotated shards (every call of a
+  record; the kinds of `synthetic_docs.kind_of`)."""
+  from toolformer_jax.annotate import synthetic_docs  # pylint: disable=g-import-not-at-top
+  from toolformer_jax import corpora  # pylint: disable=g-import-not-at-top
+  out: Dict[str, Dict[str, int]] = {}
+  stats = corpora.ReadStats(f"annotated shards of {annotate_dir}")
+  for path in sorted(glob.glob(os.path.join(annotate_dir, "annotated-*.jsonl"))):
+    for _, record in corpora.iter_json_records(path, stats):
+      calls = record.get("calls") or [{"tool": record.get("tool")}]
+      kind = synthetic_docs.kind_of(str(record.get("doc_id", "")))
+      for call in calls:
+        per = out.setdefault(kind, {})
+        per[str(call.get("tool"))] = per.get(str(call.get("tool")), 0) + 1
+  return out
+
+
+def wrong_tool_calls(kept: Dict[str, Dict[str, int]]) -> int:
+  """Kept calls of a tool that does not fit their document's kind."""
+  from toolformer_jax.annotate import synthetic_docs  # pylint: disable=g-import-not-at-top
+  return sum(n for kind, per in kept.items() for tool, n in per.items()
+             if tool not in synthetic_docs.FITTING_TOOLS.get(kind, ()))
+
+
+def kept_by_kind_lines(per_round: List[Dict[str, Dict[str, int]]]) -> List[str]:
+  """Kept calls per round, document kind and tool, with each round's wrong-tool count."""
+  tools = sorted({t for kept in per_round for per in kept.values() for t in per})
+  if not tools:
+    return []
+  lines = ["| round | document kind | " + " | ".join(tools) + " |",
+           "|---|---|" + "---:|" * len(tools)]
+  for r, kept in enumerate(per_round, start=1):
+    for kind in sorted(kept):
+      lines.append(f"| {r} | {kind} | " + " | ".join(str(kept[kind].get(t, 0))
+                                                     for t in tools) + " |")
+  lines += ["", "Kept calls of a tool that does not fit the document's kind (wrong tool): "
+            + ", ".join(f"round {r} {wrong_tool_calls(k)}"
+                        for r, k in enumerate(per_round, start=1)) + "."]
+  return lines
+
+
 # The demo's targets, on the held-out tasks of the test seed: (family, points of fine-tuned
 # tools on over the control, whether the two 95% intervals must not overlap).
 TARGETS = (("math", 15.0, True), ("dates", 10.0, False))
@@ -164,6 +205,11 @@ def write(plan) -> str:
                      f"{p_fmt(e['p_rejected'])} |")
     except FileNotFoundError:
       lines.append("| (no annotation report) | | | | |")
+    if r == plan.rounds:  # every round's kept calls by document kind, once
+      kept = [kept_by_kind(plan.annotated_dir(k)) for k in range(1, plan.rounds + 1)]
+      by_kind = kept_by_kind_lines(kept)
+      if by_kind:
+        lines += ["", "### Kept calls by document kind (every round)", "", *by_kind]
     curves = {"with calls": read_scalars(os.path.join(plan.model_dir(r), "train")),
               "control (no calls)": read_scalars(os.path.join(plan.model_dir(r, True),
                                                               "train"))}
