@@ -6,6 +6,9 @@ outputs and their tool calls, and the report over several t5x.eval runs.
                   GENERATOR_MODULES lists the generator modules (imported on first use)
   math_items.py   math word problems (own templates, reasoning-gym)
   asdiv.py        the ASDiv reader (the user's copy; CC BY-NC, never bundled)
+  benchmarks.py   the paper's benchmarks by name, from their published files: prompt,
+                  metric, the paper's figure; readers in benchmark_formats.py, their file
+                  layer in benchmark_files.py
   fact_items.py   geography and Wikipedia-lead facts, questions, Spanish/French questions
   date_items.py   Dateset-style questions relative to today
   metrics.py      answer matching and per-example calls; the seqio metric fn
