@@ -5,6 +5,13 @@ and the source's first word is its family (the report's tables):
 
   toolformer_eval_math_asdiv                ASDiv, read from ASDIV_PATH / $TOOLFORMER_ASDIV_PATH
                                             (or 'tfds:DATA_DIR', asdiv_tfds.py)
+  toolformer_eval_<benchmark source>        the paper's benchmarks read from their published
+                                            files, registered only when BENCHMARK_PATHS names
+                                            them (`register_benchmark_tasks`;
+                                            toolformer_jax.evaluation.benchmarks: math_svamp,
+                                            math_mawps, math_gsm8k, facts_lama_<subset>,
+                                            qa_nq_open, qa_triviaqa, qa_webqs,
+                                            mlqa_<split>_<lang>, dates_templama)
   toolformer_eval_<generator>               one per generator of toolformer_jax.evaluation
                                             (math_templates_v2, math_gsm_symbolic_v2,
                                             math_basic_arithmetic_v2, facts_geography_v1,
@@ -41,6 +48,7 @@ import tensorflow as tf
 
 from toolformer_jax import corpora
 from toolformer_jax.evaluation import asdiv
+from toolformer_jax.evaluation import benchmarks
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
 from toolformer_jax.evaluation import registry
@@ -171,6 +179,28 @@ def register_asdiv_task(vocabulary: seqio.Vocabulary, path: Optional[str] = None
                              few_shot)
 
 
+def register_benchmark_tasks(vocabulary: seqio.Vocabulary, name: str, path: str,
+                             count: Optional[int] = None, few_shot: bool = False
+                             ) -> List[str]:
+  """The generation tasks of one benchmark file or folder (`name` as in
+  toolformer_jax.evaluation.benchmarks, whose docstring gives each benchmark's format,
+  zero-shot prompt and the paper's metric): one task per source it holds (LAMA: one per
+  subset; MLQA: one per split and question language), of its first `count` examples
+  (None: all). The file is read now: a missing file, or one in another format, fails at
+  start-up with a message naming the expected format, not inside t5x. ASDiv given as
+  'tfds:DATA_DIR' is read from its TFDS dataset (register_asdiv_task)."""
+  benchmark, _ = benchmarks.parse_name(name)
+  if benchmark.name == "asdiv" and str(path).startswith(asdiv_tfds.TFDS_PREFIX):
+    return [register_asdiv_task(vocabulary, path, count, few_shot)]
+  names = []
+  for source, items in benchmarks.eval_items(name, path, count=count).items():
+    names.append(register_items_task(task_name(source, vocabulary),
+                                     lambda items=items: items, vocabulary, few_shot))
+    logging.info("benchmark %s: %d items from %s (%s)", source, len(items), path,
+                 benchmark.release)
+  return names
+
+
 def register_lm_task(vocabulary: seqio.Vocabulary, corpus_path: Optional[str] = None) -> str:
   """The held-out LM task as context chunks (module docstring), metric `perplexity`."""
   name = task_name(LM_SOURCE, vocabulary)
@@ -278,11 +308,18 @@ def eval_mixture(vocabulary: seqio.Vocabulary, tasks: Optional[Sequence[str]] = 
                  jsonl_match: str = metrics.QA_MATCH, few_shot: bool = False,
                  num_generated: Union[None, int, Mapping[str, int]] = None,
                  seed: Optional[int] = None, split: str = "test",
-                 corpus_path: Optional[str] = None, name: str = MIXTURE) -> str:
-  """Registers the eval tasks named by `tasks` (sources or families; None: all) and the
-  user's jsonl files ("path" or "name=path"), and a mixture of them; returns its name.
+                 corpus_path: Optional[str] = None, name: str = MIXTURE,
+                 benchmark_paths: Optional[Mapping[str, str]] = None,
+                 benchmark_num_examples: Optional[int] = None) -> str:
+  """Registers the eval tasks named by `tasks` (sources or families; None: all), the
+  user's jsonl files ("path" or "name=path") and the benchmark files, and a mixture of
+  them; returns its name.
 
   asdiv_path: ASDiv.xml or its directory; given, ASDiv joins the default task list.
+  benchmark_paths: {benchmark name: file or folder} (toolformer_jax.evaluation.benchmarks:
+    'svamp', 'lama', 'lama_trex', 'nq_open', ...): their tasks join the mixture whatever
+    `tasks` says (tasks=[]: the benchmarks alone); 'asdiv' here is ASDIV_PATH.
+  benchmark_num_examples: the first N examples of each benchmark task (None: all).
   few_shot: prepend each family's tool demonstration (items.FEW_SHOT) to every prompt.
   num_generated: items per generator (None: each generator's default count), or a dict
     {source or family: count} (a source's entry wins over its family's; others: default).
@@ -291,7 +328,15 @@ def eval_mixture(vocabulary: seqio.Vocabulary, tasks: Optional[Sequence[str]] = 
   """
   if seed is None:
     seed = items_lib.split_seed(split)
+  paths = benchmarks.check_paths(benchmark_paths)
+  if "asdiv" in paths:
+    if asdiv_path and os.path.expanduser(asdiv_path) != paths["asdiv"]:
+      raise ValueError(f"ASDIV_PATH ({asdiv_path!r}) and BENCHMARK_PATHS['asdiv'] "
+                       f"({paths['asdiv']!r}) name different files: give one")
+    asdiv_path = None  # registered below, with the other benchmarks
   sources = expand_sources(tasks, with_asdiv=bool(asdiv_path))
+  if "asdiv" in paths:
+    sources = [s for s in sources if s != asdiv.NAME]
   counts = _counts(num_generated, sources)
   names = []
   for source in sources:
@@ -309,6 +354,10 @@ def eval_mixture(vocabulary: seqio.Vocabulary, tasks: Optional[Sequence[str]] = 
     names.append(register_jsonl_task(path if sep else label, vocabulary,
                                      name=label if sep else None, match=jsonl_match,
                                      few_shot=few_shot))
+  for benchmark, path in paths.items():
+    names += register_benchmark_tasks(vocabulary, benchmark, path,
+                                      count=benchmark_num_examples, few_shot=few_shot)
+  names = list(dict.fromkeys(names))  # 'lama' and 'lama_trex' may name one task
   if not names:
     raise ValueError("eval_mixture: no tasks")
   mixture = name + vocabularies.suffix_for(vocabulary)

@@ -3,9 +3,10 @@
 The random gptj_tiny checkpoint (session fixture) is made to call the real Calculator once
 per output by the scripted logit callback of tool_script.py; with TOOL_TRIGGER_TOP_K=0 (the
 one binding that turns tools off) the same run makes no call. Both runs evaluate a small
-mixture (a math generator, a date generator and the held-out perplexity task) and write
-seqio metrics, which must be what the metric fn gives on the per-example outputs and aux
-values the same run wrote.
+mixture (a math generator, a date generator, the held-out perplexity task, and two
+benchmark files in their published formats that the test writes, SVAMP.json and TempLAMA's
+jsonl, through BENCHMARK_PATHS) and write seqio metrics, which must be what the metric fn
+gives on the per-example outputs and aux values the same run wrote.
 """
 import json
 import math
@@ -14,6 +15,7 @@ import pathlib
 
 import pytest
 
+from benchmark_samples import SVAMP, TEMPLAMA, write_svamp, write_templama
 from t5x_testlib import GIN_DIR, quote, REPO, run_t5x
 from toolformer_jax.evaluation import metrics
 
@@ -21,6 +23,9 @@ EVAL_GIN = ("runs/eval_tools.gin", "models/gptj_tiny.gin")
 GENERATION_TASKS = ("toolformer_eval_math_templates_v2", "toolformer_eval_dates_given_v2")
 LM_TASK = "toolformer_eval_lm_wiki"
 EXAMPLES = 4
+# The benchmark tasks and the (source, id, question, answers) their files hold.
+BENCHMARK_TASKS = {"toolformer_eval_math_svamp": SVAMP,
+                   "toolformer_eval_dates_templama": TEMPLAMA}
 
 
 def _eval(tmp_path_factory, initial_checkpoint, label, **bindings):
@@ -31,6 +36,7 @@ def _eval(tmp_path_factory, initial_checkpoint, label, **bindings):
       "import tool_script\n"
       "from toolformer_jax.decoding import tool_decoding\n"
       "tool_decoding.ToolSampler.logit_callback_fn = @tool_script.calculator_script()\n")
+  benchmark_paths = {"svamp": str(write_svamp(tmp)), "templama": str(write_templama(tmp))}
   out_dir = bindings.pop("out_dir", tmp / "eval")
   if out_dir is not None:
     bindings["EVAL_OUTPUT_DIR"] = quote(out_dir)
@@ -49,6 +55,7 @@ def _eval(tmp_path_factory, initial_checkpoint, label, **bindings):
         "utils.DatasetConfig.batch_size": "4",
         "seqio.Evaluator.num_examples": "8",  # the LM task: its first 8 chunks
         "TOOLS": "['Calculator']",
+        "BENCHMARK_PATHS": repr(benchmark_paths),
         **bindings,
     }, str(tmp / "eval.log"))
   finally:
@@ -124,6 +131,21 @@ def test_t5x_eval_tools_off_by_one_binding(tools_off):
     assert all(_same(logged[k], v) for k, v in recomputed.items()), (logged, recomputed)
 
 
+@pytest.mark.parametrize("on", [True, False], ids=["tools_on", "tools_off"])
+def test_t5x_eval_scores_the_benchmark_files(on, tools_on, tools_off):
+  directory = tools_on if on else tools_off
+  for task, examples in BENCHMARK_TASKS.items():
+    logged, rows = _metrics(directory, task), _outputs(directory, task)
+    assert logged[metrics.NUM_EXAMPLES] == len(rows) == len(examples)
+    assert [r["target"]["answers"] for r in rows] == [list(e[3]) for e in examples]
+    assert {r["target"]["match"] for r in rows} == {
+        metrics.NUMBER if "svamp" in task else metrics.FACT_MATCH}
+    assert logged[metrics.CALL_RATE] == (100.0 if on else 0.0)
+    assert all((" [Calculator(3 * 4) -> 12]" in r["prediction"]) == on for r in rows)
+    recomputed = _recomputed(rows)
+    assert all(_same(logged[k], v) for k, v in recomputed.items()), (logged, recomputed)
+
+
 def test_t5x_eval_perplexity_does_not_depend_on_the_decoding(tools_on, tools_off):
   on, off = _metrics(tools_on, LM_TASK), _metrics(tools_off, LM_TASK)
   assert on["num_tokens"] == off["num_tokens"] == 8 * 16  # 8 full chunks of 16 tokens
@@ -137,6 +159,12 @@ def test_report_of_the_two_runs(tools_on, tools_off, tmp_path):
                                  ("tools_on", str(tools_on.parent))], str(tmp_path))
   md = (tmp_path / "report.md").read_text()
   assert "| `math_templates_v2` | Calculator | 0.0 (0.0) | 100.0 (100.0) | Calculator 97.9 |" in md
-  assert summary["trigger_ranks"]["tools_on"][metrics.rank_bin_name(0)] == 2 * EXAMPLES
+  benchmark_examples = sum(len(e) for e in BENCHMARK_TASKS.values())
+  assert summary["trigger_ranks"]["tools_on"][metrics.rank_bin_name(0)] == (
+      2 * EXAMPLES + benchmark_examples)
   assert set(summary["families"]) == {"math", "dates"}
   assert (tmp_path / "perplexity.png").stat().st_size > 0
+  # The benchmark files' rows, beside the paper's figures of the same benchmark.
+  assert "| `math_svamp` | benchmark | 3 |" in md and "| SVAMP: 5.2 → 29.4 |" in md
+  assert "| `dates_templama` | benchmark | 1 |" in md and "| TempLAMA: 13.7 → 16.3 |" in md
+  assert "Paper (Table 4), this family: ASDiv 7.5 → 40.4" in md

@@ -36,11 +36,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from toolformer_jax import corpora
 from toolformer_jax import reporting
+from toolformer_jax.evaluation import benchmarks
 from toolformer_jax.evaluation import items as items_lib
 from toolformer_jax.evaluation import metrics
 from toolformer_jax.evaluation import registry
 
-# The paper's zero-shot results, GPT-J 6.7B -> Toolformer (accuracy %; perplexity for LM).
+# The paper's zero-shot results, GPT-J 6.7B -> Toolformer (accuracy %; perplexity for LM):
+# the one table of the paper's figures, each family from the table PAPER_TABLES names
+# (Schick et al. 2023). MLQA's per-language figures (Table 6) are not transcribed here.
 PAPER = {
     items_lib.MATH: (("ASDiv", 7.5, 40.4), ("SVAMP", 5.2, 29.4), ("MAWPS", 9.9, 44.0)),
     items_lib.FACTS: (("LAMA SQuAD", 17.8, 33.8), ("LAMA Google-RE", 4.9, 11.5),
@@ -49,9 +52,12 @@ PAPER = {
     items_lib.DATES: (("TempLAMA", 13.7, 16.3), ("Dateset", 3.9, 27.3)),
     items_lib.LM: (("WikiText", 9.9, 10.3), ("CCNet", 10.6, 10.5)),
 }
-# Tasks that are the paper's benchmark itself (source without version). No generated task
-# is: dates_calendar asks questions in the Dateset's setting from the project's templates.
-PAPER_SAME = {"math_asdiv": "ASDiv"}
+PAPER_TABLES = {items_lib.FACTS: "Table 3", items_lib.MATH: "Table 4", items_lib.QA: "Table 5",
+                items_lib.DATES: "Table 7", items_lib.LM: "Table 8"}
+# Tasks that are the paper's benchmark itself, read from its published file (source without
+# version; toolformer_jax.evaluation.benchmarks): their row of PAPER. No generated task is:
+# dates_calendar asks questions in the Dateset's setting from the project's templates.
+PAPER_SAME = benchmarks.paper_rows()
 # Toolformer's calls to the family's main tool (% of examples).
 PAPER_CALL_RATES = {items_lib.FACTS: ("QA", 98.1), items_lib.MATH: ("Calculator", 97.9),
                     items_lib.QA: ("WikiSearch", 99.3)}
@@ -301,6 +307,7 @@ def summarize(runs: Sequence[Run]) -> Dict[str, Any]:
                    if group},
         "paper_same": {s: _paper_same(s) for s in sources if _paper_same(s)},
         "paper": [dict(benchmark=b, gpt_j=g, toolformer=t) for b, g, t in PAPER.get(family, ())],
+        "paper_table": PAPER_TABLES.get(family),
     }
   calls = {}
   for run in runs:
@@ -336,6 +343,7 @@ def summarize(runs: Sequence[Run]) -> Dict[str, Any]:
       "trigger_ranks": ranks,
       "perplexity": perplexity,
       "paper_perplexity": [dict(benchmark=b, gpt_j=g, toolformer=t) for b, g, t in PAPER[items_lib.LM]],
+      "paper_perplexity_table": PAPER_TABLES[items_lib.LM],
   }
 
 
@@ -420,7 +428,7 @@ def render_markdown(summary: Mapping[str, Any], images: Mapping[str, str]) -> st
                            f"{_fmt(data['rows'][r][source]['empty_rate'])}" for r in runs]
         for source in data["tasks"]])
     if data["paper"]:
-      out += ["", f"Paper, this family: {_paper_line(data['paper'])}."]
+      out += ["", f"Paper ({data['paper_table']}), this family: {_paper_line(data['paper'])}."]
     if family in images:
       out += ["", f"![accuracy {family}]({images[family]})"]
     out.append("")
@@ -477,7 +485,8 @@ def render_markdown(summary: Mapping[str, Any], images: Mapping[str, str]) -> st
                                                   for r in runs] for s in lm])
   else:
     out.append("No perplexity task in these runs.")
-  out += ["", f"Paper: {_paper_line(summary['paper_perplexity'])}."]
+  out += ["", f"Paper ({summary['paper_perplexity_table']}): "
+          f"{_paper_line(summary['paper_perplexity'])}."]
   if "perplexity" in images:
     out += ["", f"![perplexity]({images['perplexity']})"]
   return "\n".join(out) + "\n"
