@@ -6,6 +6,9 @@ r"""Generate with tool calls: Toolformer's decoding from the command line.
   python -m toolformer_jax.generate --gin_file=models/gptj_6b.gin \
       --checkpoint=/ckpt/toolformer_6b/checkpoint_2000 \
       --input=prompts.jsonl --output=outputs.jsonl [--tools=off] [--max_calls=3]
+  python -m toolformer_jax.generate --checkpoint=/ckpt/toolformer_6b \
+      --benchmark=svamp --benchmark_path=/data/SVAMP.json --num_examples=20 \
+      --output=svamp.jsonl [--tools=off]
 
 The model comes from the gin model file (MODEL, VOCABULARY) with
 models/base/tool_decoding.gin on top (the same ToolSampler decode_fn `t5x.infer` uses with
@@ -17,6 +20,16 @@ objects with "inputs" (other fields are kept); each output record adds "output" 
 generated text, inserted calls included) and "calls" (tool, args, result, status, rank and
 probability of " [" at the trigger, step). With --prompt the output is printed with its
 calls highlighted. Ends with a one-line summary.
+
+--benchmark=NAME reads the first --num_examples examples of a benchmark file
+(--benchmark_path; NAME one of toolformer_jax.evaluation.benchmarks.NAMES: svamp, asdiv,
+mawps, gsm8k, lama, nq_open, triviaqa, webqs, mlqa, templama, or lama_<subset> /
+mlqa_<language>; --benchmark_subset picks LAMA's subset or MLQA's question language) and
+prompts them as the eval tasks do; each output record carries the benchmark's "question",
+gold "answers" and "match" beside the "output", and "correct" (the paper's rule for that
+benchmark), and the summary gives the accuracy. Unless TOOLS is bound, the tools the
+paper takes away on that benchmark are left out (WikiSearch on LAMA, QA on the QA
+benchmarks).
 """
 from __future__ import annotations
 
@@ -53,7 +66,19 @@ def define_flags() -> None:
       "MODEL_DIR) or a model source: 'smollm2', a .gguf file, an HF GPT-J directory.")
   flags.DEFINE_string("prompt", None, "One prompt; the output is printed.")
   flags.DEFINE_string("input", None, "A .jsonl file of records with \"inputs\".")
-  flags.DEFINE_string("output", None, "Where the output .jsonl goes (with --input).")
+  flags.DEFINE_string("output", None,
+                      "Where the output .jsonl goes (with --input or --benchmark).")
+  flags.DEFINE_string(
+      "benchmark", None, "A benchmark of toolformer_jax.evaluation.benchmarks (svamp, asdiv, "
+      "mawps, gsm8k, lama, nq_open, triviaqa, webqs, mlqa, templama; lama_trex, mlqa_es, "
+      "...): its examples are the prompts.")
+  flags.DEFINE_string("benchmark_path", None, "The benchmark's file or folder (--benchmark).")
+  flags.DEFINE_string("benchmark_subset", None,
+                      "LAMA's subset (squad, google_re, trex, conceptnet) or MLQA's question "
+                      "language (es, de, ...); default: from the file.")
+  flags.DEFINE_integer("num_examples", None,
+                       "The first N examples of the benchmark (of each LAMA subset or MLQA "
+                       "language); default: all.")
   flags.DEFINE_enum("tools", "on", ["on", "off", "off_unmasked"],
                     "Tool calls on; off (as the paper's disabled Toolformer: no token "
                     "holding '[' is generated); or off_unmasked (plain decoding, a "
@@ -248,10 +273,13 @@ def summary(counts: collections.Counter, outputs: int, seconds: float, where: st
 def main(argv: Sequence[str]) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  if (FLAGS.prompt is None) == (FLAGS.input is None):
-    raise app.UsageError("give exactly one of --prompt or --input")
-  if FLAGS.input is not None and not FLAGS.output:
-    raise app.UsageError("--input needs --output")
+  given = [f for f in ("prompt", "input", "benchmark") if getattr(FLAGS, f) is not None]
+  if len(given) != 1:
+    raise app.UsageError("give exactly one of --prompt, --input or --benchmark")
+  if FLAGS.prompt is None and not FLAGS.output:
+    raise app.UsageError(f"--{given[0]} needs --output")
+  if (FLAGS.benchmark is None) != (FLAGS.benchmark_path is None):
+    raise app.UsageError("--benchmark and --benchmark_path go together")
   try:
     return _run()
   except GenerateError as e:
@@ -259,13 +287,49 @@ def main(argv: Sequence[str]) -> int:
     return 1
 
 
+def benchmark_records(name: str, path: str, subset: Optional[str] = None,
+                      count: Optional[int] = None) -> List[Dict[str, Any]]:
+  """The records of `--benchmark` (benchmarks.generate_records; errors as GenerateError)."""
+  from toolformer_jax.evaluation import benchmarks  # pylint: disable=g-import-not-at-top
+  try:
+    return benchmarks.generate_records(name, path, subset, count)
+  except (ValueError, FileNotFoundError) as e:
+    raise GenerateError(str(e)) from e
+
+
+def paper_tools_binding(name: str, bindings: Sequence[str]) -> List[str]:
+  """["TOOLS = [...]"]: every tool but those the paper takes away on benchmark `name`;
+  [] when the benchmark takes none away or a binding already sets TOOLS."""
+  from toolformer_jax.evaluation import benchmarks  # pylint: disable=g-import-not-at-top
+  from toolformer_jax.tools import registry  # pylint: disable=g-import-not-at-top
+  excluded = benchmarks.parse_name(name)[0].excluded_tools
+  if not excluded or any(b.replace(" ", "").startswith("TOOLS=") for b in bindings):
+    return []
+  return [f"TOOLS = {[t for t in registry.DEFAULT_TOOLS if t not in excluded]!r}"]
+
+
+def score(record: Dict[str, Any], output: str) -> bool:
+  """Whether `output` answers a benchmark record (its answers and match)."""
+  from toolformer_jax.evaluation import metrics  # pylint: disable=g-import-not-at-top
+  return metrics.is_correct(output, record["answers"], record["match"])
+
+
 def _run() -> int:
   start = time.time()
-  records = ([{"inputs": FLAGS.prompt}] if FLAGS.prompt is not None
-             else read_records(FLAGS.input))
+  if FLAGS.prompt is not None:
+    records = [{"inputs": FLAGS.prompt}]
+  elif FLAGS.benchmark is not None:
+    records = benchmark_records(FLAGS.benchmark, FLAGS.benchmark_path,
+                                FLAGS.benchmark_subset, FLAGS.num_examples)
+    if not records:
+      raise GenerateError(f"--num_examples={FLAGS.num_examples}: no examples")
+  else:
+    records = read_records(FLAGS.input)
   top_k = FLAGS.trigger_top_k if FLAGS.tools == "on" else 0
   bindings = [f"TOOL_TRIGGER_TOP_K = {top_k}", f"TOOL_MAX_CALLS = {FLAGS.max_calls}",
               f"TOOL_BLOCK_CALLS_WHEN_OFF = {FLAGS.tools != 'off_unmasked'}"]
+  if FLAGS.benchmark is not None:
+    bindings += paper_tools_binding(FLAGS.benchmark, FLAGS.gin_bindings)
   model = build_model(FLAGS.gin_file, bindings + list(FLAGS.gin_bindings),
                       FLAGS.gin_search_paths)
   params, what = load_params(FLAGS.checkpoint, model.module)
@@ -293,15 +357,24 @@ def _run() -> int:
     progress = None
   tmp = FLAGS.output + ".tmp"
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+  correct = 0
   with open(tmp, "w") as f:
     for record, (text, calls, _) in zip(records, generator.generate(prompts, progress)):
       for call in calls:
         counts[call["status"]] += 1
-      f.write(json.dumps(dict(record, output=text, calls=calls), ensure_ascii=False) + "\n")
+      out = dict(record, output=text, calls=calls)
+      if FLAGS.benchmark is not None:
+        out["correct"] = score(record, text)
+        correct += out["correct"]
+      f.write(json.dumps(out, ensure_ascii=False) + "\n")
   os.replace(tmp, FLAGS.output)
   if progress is not None:
     progress.close()
-  print(summary(counts, len(records), time.time() - start, f" -> {FLAGS.output}"))
+  where = f" -> {FLAGS.output}"
+  if FLAGS.benchmark is not None:
+    where += (f"; {FLAGS.benchmark}: {correct} of {len(records)} correct "
+              f"({100.0 * correct / len(records):.1f}%)")
+  print(summary(counts, len(records), time.time() - start, where))
   return 0
 
 
