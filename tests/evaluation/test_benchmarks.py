@@ -3,11 +3,13 @@
 items' prompts and the paper's metrics; the paper's figures each benchmark sits beside."""
 import json
 import logging
+import pathlib
 
 import pytest
 
 from benchmark_samples import SAMPLES, write_lama, write_mlqa, write_svamp
 from toolformer_jax import corpora
+from toolformer_jax.evaluation import asdiv
 from toolformer_jax.evaluation import benchmarks
 from toolformer_jax.evaluation import metrics
 from toolformer_jax.evaluation import report
@@ -198,3 +200,14 @@ def test_benchmark_paths_are_checked():
     benchmarks.check_paths({"svamp": ""})
   with pytest.raises(ValueError, match="must be a dict"):
     benchmarks.check_paths(["svamp"])
+
+
+REAL_ASDIV = pathlib.Path("/work/shared/data/asdiv")
+
+
+@pytest.mark.skipif(not (REAL_ASDIV / "ASDiv.xml").is_file(),
+                    reason="ASDiv.xml is not in /work/shared/data/asdiv (CC BY-NC, not bundled)")
+def test_asdiv_by_name_gives_the_asdiv_items():
+  (items,) = benchmarks.eval_items("asdiv", str(REAL_ASDIV)).values()
+  assert items == asdiv.asdiv_items(str(REAL_ASDIV))
+  assert len(items) == 2093
