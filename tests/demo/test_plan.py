@@ -138,8 +138,8 @@ def test_plan_orders_rounds_and_names_every_run(tmp_path):
   assert names == [
       "corpus", "convert",
       "annotate_r1", "train_r1", "train_control_r1", "eval_base_tools_off",
-      "eval_base_tools_on", "eval_finetuned_tools_off_r1", "eval_finetuned_tools_on_r1",
-      "eval_control_r1", "eval_finetuned_paper_calendar_r1",
+      "eval_base_tools_on", "eval_finetuned_tools_off", "eval_finetuned_tools_on",
+      "eval_control", "eval_finetuned_paper_calendar",
       "annotate_r2", "train_r2", "train_control_r2", "eval_finetuned_tools_off_r2",
       "eval_finetuned_tools_on_r2", "eval_control_r2", "eval_finetuned_paper_calendar_r2",
       "report"]
@@ -187,7 +187,7 @@ def test_commands_name_the_right_checkpoints_and_data(tmp_path):
   assert "--gin.utils.DatasetConfig.batch_size=2" in base_on  # tiny: 2 examples a task
   assert not any(a.startswith("--gin.TOOL_TRIGGER_TOP_K") for a in base_on)
   assert "--gin.TOOL_TRIGGER_TOP_K=0" in steps["eval_base_tools_off"].fn()
-  control_eval = steps["eval_control_r1"].fn()
+  control_eval = steps["eval_control"].fn()
   assert "--gin.TOOL_TRIGGER_TOP_K=0" in control_eval
   assert f'--gin.CHECKPOINT_PATH="{plan.model_dir(1, True)}/checkpoint_2"' in control_eval
   assert "--gin.train.stats_period=1" in control  # tiny: 2 steps, a loss at each
@@ -196,13 +196,13 @@ def test_commands_name_the_right_checkpoints_and_data(tmp_path):
   assert ('--gin.EVAL_NUM_GENERATED={"math_heldout_v1": 2, "dates_heldout_v1": 2, '
           '"math_templates_v2": 2, "dates_calendar_v2": 2}') in control_eval
   # The paper's argument-free Calendar, on the date tasks only, tools on.
-  paper = steps["eval_finetuned_paper_calendar_r1"].fn()
+  paper = steps["eval_finetuned_paper_calendar"].fn()
   assert "--gin.toolformer_jax.tools.Calendar.accept_arguments=False" in paper
   assert '--gin.EVAL_TASKS=["dates_heldout_v1", "dates_calendar_v2"]' in paper
   assert '--gin.EVAL_NUM_GENERATED={"dates_heldout_v1": 2, "dates_calendar_v2": 2}' in paper
   assert not any(a.startswith("--gin.TOOL_TRIGGER_TOP_K") for a in paper)
   assert f'--gin.CHECKPOINT_PATH="{plan.model_dir(1)}/checkpoint_2"' in paper
-  assert not any("accept_arguments" in a for a in steps["eval_finetuned_tools_on_r1"].fn())
+  assert not any("accept_arguments" in a for a in steps["eval_finetuned_tools_on"].fn())
   report = steps["report"].fn()
   assert report.count("--run") == 10
 

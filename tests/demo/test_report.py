@@ -63,9 +63,12 @@ def test_effect_table_compares_tools_on_with_the_control_and_the_targets():
   summary["families"]["math"]["pooled"]["heldout"]["control"] = _pooled(4, 40)
   row = demo_report.effect_lines(summary, 1)[2]
   assert row.endswith("| +17.5 | +15 points, intervals apart | no |"), row
-  # Two rounds name their runs with _rR; missing runs show as '-'.
+  # With two rounds, round 1's runs keep their names (a later --rounds 2 reuses them) and
+  # round 2's carry _r2; missing runs show as '-'.
   rows = demo_report.effect_lines(summary, 2)
-  assert len(rows) == 2 + 2 * 4 and rows[-1].count("| - |") >= 2  # no paper-Calendar run
+  assert len(rows) == 2 + 5 + 4  # round 2: no paper-Calendar run
+  assert rows[2:7] == demo_report.effect_lines(summary, 1)[2:]
+  assert rows[-1].startswith("| 2 | perplexity") and rows[-1].count("| - |") >= 2
 
 
 def test_annotation_rates_from_the_annotation_report(tmp_path):

@@ -197,6 +197,12 @@ def gin_list(values: Sequence[str]) -> str:
   return "[" + ", ".join(gin_str(v) for v in values) + "]"
 
 
+def round_tail(r: int) -> str:
+  """The suffix of round r's eval runs: none for round 1 (so that a later --rounds 2 reuses
+  round 1's evals), '_rR' after."""
+  return "" if r == 1 else f"_r{r}"
+
+
 def latest_checkpoint(model_dir: str) -> str:
   """The highest-step committed checkpoint_N under model_dir."""
   steps = []
@@ -269,7 +275,7 @@ class Plan:
     if self.size.base_few_shot:
       runs.append(("base_tools_on", "base", True, True))
     for r in range(1, self.rounds + 1):
-      tail = "" if self.rounds == 1 else f"_r{r}"
+      tail = round_tail(r)
       runs += [(f"finetuned_tools_off{tail}", f"model_{r}", False, False),
                (f"finetuned_tools_on{tail}", f"model_{r}", True, False),
                (f"control{tail}", f"control_{r}", False, False)]

@@ -131,7 +131,7 @@ def effect_lines(summary: Dict, rounds: int) -> List[str]:
            + " | tools on - control | target | reached |",
            "|---|---|" + "---:|" * len(EFFECT_COLUMNS) + "---:|---|---|"]
   for r in range(1, rounds + 1):
-    tail = "" if rounds == 1 else f"_r{r}"
+    tail = plan_lib.round_tail(r)
     for family, target, separate in TARGETS:
       pooled = families.get(family, {}).get("pooled", {})
       for split, label in (("heldout", "held-out"), ("in_distribution", "in-distribution")):
