@@ -277,3 +277,31 @@ def test_position_rule_none_allows_every_position_and_unknown_rules_fail():
   assert heuristics.allowed_positions(None, ["a", " 1", ""]) == [True, True, True]
   with pytest.raises(ValueError, match="unknown position rule 'weekday'"):
     heuristics.allowed_positions("weekday", ["x"])
+
+
+# --- MT: quoted phrases ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, phrases", [
+    ('Spanish speakers call it "Alemania", which is Germany.', ["Alemania"]),
+    ("He said \u00ab bonjour \u00bb and \u201cAdi\u00f3s\u201d.", ["Adi\u00f3s", "bonjour"]),
+    ('A "42" and a "one two three four five six seven" and "" stay out.', []),
+    ('No quotes at all.', []),
+])
+def test_quoted_phrases(text, phrases):
+  assert sorted(heuristics.quoted_phrases(text, max_words=6)) == phrases
+
+
+def test_a_quoted_phrase_that_mt_translates_selects_the_document():
+  docs = [doc('Spanish speakers call the country "Alemania", which is Germany in English.',
+              doc_id="name"),
+          doc('The French name "Kaboul" refers to the city known as Kabul.', doc_id="fr"),
+          doc('Fans called him "the king" for years.', doc_id="english"),
+          doc('The word "Xqzvw" means nothing.', doc_id="unknown"),
+          doc("El camarero nos dijo que la cocina estaba cerrada hasta las ocho.",
+              doc_id="sentence")]
+  kept, counts = heuristics.select("MT", docs)
+  assert [d.id for d in kept] == ["name", "fr", "sentence"]
+  assert counts == {"seen": 5, "kept": 3, "quoted_phrase": 2}
+  kept, counts = heuristics.select("MT", docs, heuristics.HeuristicsConfig(
+      mt_quoted_phrases=False))
+  assert [d.id for d in kept] == ["sentence"] and counts == {"seen": 5, "kept": 1}

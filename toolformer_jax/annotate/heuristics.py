@@ -16,6 +16,10 @@ prompt is run on. Every rule is a small pure function of a document; `select` co
               English prose with Spanish names is rarely taken for Spanish at 0.8 (1 of
               the 10,033 bundled English leads: a sentence that is mostly a long Spanish
               name); other languages, which the MT tool would refuse, are not selected.
+              Or (`mt_quoted_phrases`) a quoted phrase of at most `mt_quoted_max_words`
+              words that the MT tool translates into something else: names and short
+              phrases ("Alemania", "Kaboul") are too short for language identification,
+              so the tool's own dictionaries decide (one batch per `select`).
   WikiSearch, QA  every document
 
 Position rules (an extension; the paper samples positions by p(" [") alone): a tool's
@@ -39,6 +43,7 @@ from toolformer_jax import corpora
 
 _NUMBER_RE = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])\d+(?:\.\d+)?")
 _SENTENCE_RE = re.compile(r"[^.!?]+[.!?]?")
+_QUOTED_RE = re.compile(r'"([^"\n]{2,120})"|\u201c([^\u201d\n]{2,120})\u201d|\u00ab\s*([^\u00bb\n]{2,120}?)\s*\u00bb')
 _ZERO = 1e-9  # |c| below this counts as 0 in the relative tolerance (as before)
 
 
@@ -50,6 +55,8 @@ class HeuristicsConfig:
   mt_min_sentence_chars: int = 20
   mt_min_confidence: float = 0.8
   mt_languages: Optional[Tuple[str, ...]] = None  # None: the MT tool's source languages
+  mt_quoted_phrases: bool = True
+  mt_quoted_max_words: int = 6
 
 
 def numbers(text: str) -> List[float]:
@@ -148,7 +155,44 @@ def _translatable(sentence: str, languages: frozenset, aliases: Dict[str, str],
   return language in languages and p >= min_confidence
 
 
+def quoted_phrases(text: str, max_words: int) -> List[str]:
+  """Phrases in double quotes ("...", \u201c...\u201d, \u00ab...\u00bb) of 1-`max_words` words with a letter."""
+  out = []
+  for m in _QUOTED_RE.finditer(text):
+    phrase = next(g for g in m.groups() if g is not None).strip()
+    if phrase and len(phrase.split()) <= max_words and any(c.isalpha() for c in phrase):
+      out.append(phrase)
+  return out
+
+
+def _normal(text: str) -> str:
+  return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+@functools.lru_cache(maxsize=None)
+def _mt_tool():
+  from toolformer_jax.tools import mt  # pylint: disable=g-import-not-at-top
+  return mt.MT()
+
+
+def translated_phrases(phrases: List[str]) -> List[bool]:
+  """Per phrase, whether the MT tool translates it into other words (one batch)."""
+  if not phrases:
+    return []
+  results = _mt_tool().call_batch([(f'"{p}"', None) for p in phrases])
+  return [isinstance(r, str) and _normal(r) != _normal(p) for p, r in zip(phrases, results)]
+
+
+def _quoted_foreign(documents: List[corpora.Document], cfg: HeuristicsConfig) -> List[bool]:
+  """Per document, whether one of its quoted phrases is translated (one MT batch)."""
+  phrases = [quoted_phrases(d.text, cfg.mt_quoted_max_words) for d in documents]
+  flat = sorted({p for ps in phrases for p in ps})
+  translated = dict(zip(flat, translated_phrases(flat)))
+  return [any(translated[p] for p in ps) for ps in phrases]
+
+
 def machine_translation(doc: corpora.Document, cfg: HeuristicsConfig) -> bool:
+  """The sentence rule (the quoted-phrase rule needs the MT tool: see `select`)."""
   languages, aliases = _mt_languages(cfg.mt_languages)
   for sentence in _SENTENCE_RE.findall(doc.text):
     if len(sentence.strip()) >= cfg.mt_min_sentence_chars and _translatable(
@@ -201,11 +245,14 @@ def select(tool: str, documents: Iterable[corpora.Document],
   if tool not in RULES:
     raise ValueError(f"no document heuristic for tool {tool!r}; known: {sorted(RULES)}")
   rule = RULES[tool]
-  counts = collections.Counter(seen=0, kept=0)
-  kept = []
-  for doc in documents:
-    counts["seen"] += 1
-    if rule(doc, cfg):
-      counts["kept"] += 1
-      kept.append(doc)
-  return kept, dict(counts)
+  documents = list(documents)
+  chosen = [rule(doc, cfg) for doc in documents]
+  counts = collections.Counter(seen=len(documents), kept=sum(chosen))
+  if tool == "MT" and cfg.mt_quoted_phrases:
+    rest = [k for k, c in enumerate(chosen) if not c]
+    for k, foreign in zip(rest, _quoted_foreign([documents[k] for k in rest], cfg)):
+      if foreign:
+        chosen[k] = True
+        counts["kept"] += 1
+        counts["quoted_phrase"] += 1
+  return [d for d, c in zip(documents, chosen) if c], dict(counts)
