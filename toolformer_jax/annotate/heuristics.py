@@ -224,18 +224,43 @@ POSITION_RULES: Dict[str, "re.Pattern[str]"] = {
     "date": re.compile(rf"\s*(?:(?:{_WEEKDAY_MONTH})\b|\d{{4}}\b|\d+\s*$)"),
     # Before a name or a year (what QA and WikiSearch return: "is [QA(...)] Lima").
     "entity": re.compile(r"\s*[\"']?(?:[A-Z\u00c0-\u00de][\w'-]|\d{3,4}\b)"),
+    # The same, but only a name or year new to the document and inside a sentence (a
+    # sentence's first word is capitalised anyway; a name already written needs no tool):
+    # "Peru lies in [QA(...)] South America", not "[..] Peru lies" nor a second "Peru".
+    "new_entity": re.compile(r"\s*[\"']?(?:[A-Z\u00c0-\u00de][\w'-]|\d{3,4}\b)"),
 }
+# Rules that also read the text before the position (allowed_positions' `prefixes`).
+_NEW_WORD_RULES = frozenset({"new_entity"})
+_FIRST_WORD_RE = re.compile(r"\s*[\"']?([\w'-]+)")
+_SENTENCE_END_RE = re.compile(r"(?:^|[.!?:;\n][\"')\]]*)\s*$")
 
 
-def allowed_positions(rule: Optional[str], suffixes: Iterable[str]) -> List[bool]:
+def _new_in_sentence(prefix: str, suffix: str) -> bool:
+  """The word starting `suffix` is inside a sentence and not in `prefix` (case kept)."""
+  if _SENTENCE_END_RE.search(prefix):
+    return False
+  word = _FIRST_WORD_RE.match(suffix)
+  return word is not None and re.search(
+      rf"(?<![\w'-]){re.escape(word.group(1))}(?![\w'-])", prefix) is None
+
+
+def allowed_positions(rule: Optional[str], suffixes: Iterable[str],
+                      prefixes: Optional[Iterable[str]] = None) -> List[bool]:
   """Per token position, whether `rule` allows a call before it; `suffixes[i]` is the
-  document's text from token i on. rule None: every position."""
+  document's text from token i on, `prefixes[i]` the text before it (needed by the
+  'new_entity' rule). rule None: every position."""
+  suffixes = list(suffixes)
   if rule is None:
     return [True for _ in suffixes]
   if rule not in POSITION_RULES:
     raise ValueError(f"unknown position rule {rule!r}; known: {sorted(POSITION_RULES)}")
   pattern = POSITION_RULES[rule]
-  return [pattern.match(text) is not None for text in suffixes]
+  allowed = [pattern.match(text) is not None for text in suffixes]
+  if rule in _NEW_WORD_RULES:
+    if prefixes is None:
+      raise ValueError(f"position rule {rule!r} needs the text before each position")
+    allowed = [a and _new_in_sentence(p, x) for a, p, x in zip(allowed, prefixes, suffixes)]
+  return allowed
 
 
 def select(tool: str, documents: Iterable[corpora.Document],

@@ -47,6 +47,9 @@ class ToolSettings:
   # At most this many of the documents the tool's heuristic selects, per shard, in corpus
   # order (a time budget for tools that run on every document); None: all of them.
   max_documents: Optional[int] = None
+  # With SamplingConfig.force_tool_name, text written after "Name(" before sampling
+  # starts (e.g. '"' so that QA's argument opens as its prompt's quoted questions do).
+  argument_prefix: str = ""
 
   def __post_init__(self):
     if self.max_documents is not None and (
@@ -154,7 +157,8 @@ class Annotator:
     s = self.settings[tool]
     return dataclasses.replace(self.sampler.config, tau_s=s.tau_s,
                                top_k_positions=s.top_k_positions,
-                               calls_per_position=s.calls_per_position)
+                               calls_per_position=s.calls_per_position,
+                               argument_prefix=s.argument_prefix)
 
   def annotate(self, documents: Sequence[corpora.Document], shard: int, progress: bool = True
                ) -> Tuple[List[Dict], List[Dict], Dict[str, Any]]:
@@ -193,8 +197,10 @@ class Annotator:
         for doc, x, probs in zip(docs, encoded.ids, encoded.probs):
           if rule is not None:  # p = 0 where the rule forbids a call: never selected
             # The text after each position, as the candidate's char_position names it.
-            suffixes = [doc.text[_char_position(vocabulary, x, i):] for i in range(len(x))]
-            probs = np.where(heuristics.allowed_positions(rule, suffixes), probs, 0.0)
+            chars = [_char_position(vocabulary, x, i) for i in range(len(x))]
+            allowed = heuristics.allowed_positions(rule, [doc.text[c:] for c in chars],
+                                                   [doc.text[:c] for c in chars])
+            probs = np.where(allowed, probs, 0.0)
           positions.append(self.sampler.select_positions(probs))
         t1 = time.perf_counter()
         sampled = self.sampler.sample_calls(encoded, positions, rng)

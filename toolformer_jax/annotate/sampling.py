@@ -73,6 +73,7 @@ class SamplingConfig:
   # Write the prompt's tool name and "(" after " [" instead of sampling them; the call
   # then ends where its parentheses close.
   force_tool_name: bool = False
+  argument_prefix: str = ""  # with force_tool_name: written after "Name(" too
   seed: int = 0
 
   def __post_init__(self):
@@ -84,6 +85,8 @@ class SamplingConfig:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.temperature < 0:
       raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+    if self.argument_prefix and not self.force_tool_name:
+      raise ValueError("argument_prefix needs force_tool_name (it follows the forced name)")
 
 
 def _bucket(n: int, floor: int = 8) -> int:
@@ -306,7 +309,7 @@ class CallSampler:
     for r, (d, i) in enumerate(chunk):
       source[r], index[r] = d, starts[d] + i
     rows_cache = self._shard_cache(self._fork(cache, source, index))
-    forced = self.encode(f"{tool}(") if cfg.force_tool_name else []
+    forced = self.encode(f"{tool}({cfg.argument_prefix}") if cfg.force_tool_name else []
     first = np.asarray([self.call_start_id] + forced, np.int32)
     generated = [list(forced) for _ in range(len(chunk))]
     texts = [""] * len(chunk)
