@@ -218,16 +218,17 @@ RULES: Dict[str, Callable[[corpora.Document, HeuristicsConfig], bool]] = {
 _WEEKDAY_MONTH = ("Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|"
                   "February|March|April|May|June|July|August|September|October|"
                   "November|December")
+_ENTITY_RE = re.compile(r"\s*[\"']?(?:[A-Z\u00c0-\u00de][\w'-]|\d{3,4}\b)")
 POSITION_RULES: Dict[str, "re.Pattern[str]"] = {
     "number": re.compile(r"\s*[-\u2212]?\d"),
     # ... or a number that ends the text (an answer: the days until a date)
     "date": re.compile(rf"\s*(?:(?:{_WEEKDAY_MONTH})\b|\d{{4}}\b|\d+\s*$)"),
     # Before a name or a year (what QA and WikiSearch return: "is [QA(...)] Lima").
-    "entity": re.compile(r"\s*[\"']?(?:[A-Z\u00c0-\u00de][\w'-]|\d{3,4}\b)"),
+    "entity": _ENTITY_RE,
     # The same, but only a name or year new to the document and inside a sentence (a
     # sentence's first word is capitalised anyway; a name already written needs no tool):
     # "Peru lies in [QA(...)] South America", not "[..] Peru lies" nor a second "Peru".
-    "new_entity": re.compile(r"\s*[\"']?(?:[A-Z\u00c0-\u00de][\w'-]|\d{3,4}\b)"),
+    "new_entity": _ENTITY_RE,
 }
 # Rules that also read the text before the position (allowed_positions' `prefixes`).
 _NEW_WORD_RULES = frozenset({"new_entity"})

@@ -198,8 +198,9 @@ class Annotator:
           if rule is not None:  # p = 0 where the rule forbids a call: never selected
             # The text after each position, as the candidate's char_position names it.
             chars = [_char_position(vocabulary, x, i) for i in range(len(x))]
+            # Prefixes lazily: only rules that read them ('new_entity') build them.
             allowed = heuristics.allowed_positions(rule, [doc.text[c:] for c in chars],
-                                                   [doc.text[:c] for c in chars])
+                                                   (doc.text[:c] for c in chars))
             probs = np.where(allowed, probs, 0.0)
           positions.append(self.sampler.select_positions(probs))
         t1 = time.perf_counter()
