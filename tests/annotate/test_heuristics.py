@@ -4,6 +4,8 @@ import itertools
 import random
 import time
 
+import re
+
 import pytest
 
 from toolformer_jax import corpora
@@ -271,6 +273,38 @@ def test_select_config_empty_input_and_unknown_tool():
 ])
 def test_position_rules(rule, suffix, allowed):
   assert heuristics.allowed_positions(rule, [suffix]) == [allowed]
+
+
+def _allowed_words(rule, text):
+  """The words of `text` a call may stand before (positions at each space)."""
+  starts = [m.start() for m in re.finditer(r"\s\S", text)]
+  allowed = heuristics.allowed_positions(rule, [text[i:] for i in starts],
+                                         (text[:i] for i in starts))
+  return [text[i:].split()[0].strip('.,;"') for i, a in zip(starts, allowed) if a]
+
+
+@pytest.mark.parametrize("rule, text, words", [
+    # new_entity: a name or year not yet in the document, inside a sentence.
+    ("new_entity", "Visitors to Cuba often arrive in its capital, Havana. Cuba is big.",
+     ["Cuba", "Havana"]),
+    ("new_entity", "Peru lies in South America.", ["South", "America"]),
+    ("new_entity", "Ada Lovelace was born in 1815. In 1815 she lived in London.",
+     ["Lovelace", "1815", "London"]),
+    # answer_entity: besides, the sentence already names something to ask about, and the
+    # position is not inside a name.
+    ("answer_entity", "Visitors to Cuba often arrive in its capital, Havana. Cuba is big.",
+     ["Havana"]),
+    ("answer_entity", "Peru lies in South America. Peru uses the Sol.", ["Sol"]),
+    ("answer_entity", 'Spanish speakers call the country "Alemania", which is Germany.',
+     ["Germany"]),
+    ("answer_entity", "Ada Lovelace was born in London in 1815. The house is in Kent.",
+     ["London", "1815"]),
+    ("answer_entity", "The capital of Peru is Lima.", ["Lima"]),
+])
+def test_entity_position_rules_read_the_text_before(rule, text, words):
+  assert _allowed_words(rule, text) == words
+  with pytest.raises(ValueError, match="needs the text before each position"):
+    heuristics.allowed_positions(rule, [" Lima"])
 
 
 def test_position_rule_none_allows_every_position_and_unknown_rules_fail():

@@ -229,9 +229,17 @@ POSITION_RULES: Dict[str, "re.Pattern[str]"] = {
     # sentence's first word is capitalised anyway; a name already written needs no tool):
     # "Peru lies in [QA(...)] South America", not "[..] Peru lies" nor a second "Peru".
     "new_entity": _ENTITY_RE,
+    # A new name or year inside a sentence that already names something to ask about (a
+    # name past its first word, or a first word the document named before): "The capital
+    # of Peru is [QA(...)] Lima", not "Visitors to [..] Cuba" (nothing to look up yet).
+    "answer_entity": _ENTITY_RE,
 }
 # Rules that also read the text before the position (allowed_positions' `prefixes`).
-_NEW_WORD_RULES = frozenset({"new_entity"})
+_NEW_WORD_RULES = frozenset({"new_entity", "answer_entity"})
+_SUBJECT_RULES = frozenset({"answer_entity"})
+_SENTENCE_START_RE = re.compile(r"(?:^|[.!?:;\n][\"')\]]*\s+)(?=\S)")
+_NAME_RE = re.compile(r"(?<![\w'-])[\"']?([A-Z\u00c0-\u00de][\w'-]*|\d{3,4}\b)")
+_ENDS_IN_NAME_RE = re.compile(r"(?<![\w'-])[A-Z\u00c0-\u00de][\w'-]*\s*$")
 _FIRST_WORD_RE = re.compile(r"\s*[\"']?([\w'-]+)")
 _SENTENCE_END_RE = re.compile(r"(?:^|[.!?:;\n][\"')\]]*)\s*$")
 
@@ -243,6 +251,29 @@ def _new_in_sentence(prefix: str, suffix: str) -> bool:
   word = _FIRST_WORD_RE.match(suffix)
   return word is not None and re.search(
       rf"(?<![\w'-]){re.escape(word.group(1))}(?![\w'-])", prefix) is None
+
+
+# Capitalised at a sentence start without naming anything.
+_FUNCTION_WORDS = frozenset(
+    "A An The In On At Of To For From With By As It Its This That These Those There He She "
+    "They His Her Their When While After Before During If".split())
+
+
+def _names_a_subject(prefix: str) -> bool:
+  """The sentence ending `prefix` already names something, and `prefix` does not end inside
+  a name ("in South [..] America"): a name or year past the sentence's first word, or a
+  first word the document named before the sentence."""
+  if _ENDS_IN_NAME_RE.search(prefix):
+    return False
+  starts = [m.end() for m in _SENTENCE_START_RE.finditer(prefix)]
+  start = starts[-1] if starts else 0
+  sentence, before = prefix[start:], prefix[:start]
+  for name in _NAME_RE.finditer(sentence):
+    word = name.group(1)
+    if name.start() > 0 or (word not in _FUNCTION_WORDS and re.search(
+        rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", before)):
+      return True
+  return False
 
 
 def allowed_positions(rule: Optional[str], suffixes: Iterable[str],
@@ -260,7 +291,10 @@ def allowed_positions(rule: Optional[str], suffixes: Iterable[str],
   if rule in _NEW_WORD_RULES:
     if prefixes is None:
       raise ValueError(f"position rule {rule!r} needs the text before each position")
+    prefixes = list(prefixes)
     allowed = [a and _new_in_sentence(p, x) for a, p, x in zip(allowed, prefixes, suffixes)]
+    if rule in _SUBJECT_RULES:
+      allowed = [a and _names_a_subject(p) for a, p in zip(allowed, prefixes)]
   return allowed
 
 

@@ -198,7 +198,7 @@ class Annotator:
           if rule is not None:  # p = 0 where the rule forbids a call: never selected
             # The text after each position, as the candidate's char_position names it.
             chars = [_char_position(vocabulary, x, i) for i in range(len(x))]
-            # Prefixes lazily: only rules that read them ('new_entity') build them.
+            # Prefixes lazily: only rules that read them ('new_entity', 'answer_entity') build them.
             allowed = heuristics.allowed_positions(rule, [doc.text[c:] for c in chars],
                                                    (doc.text[:c] for c in chars))
             probs = np.where(allowed, probs, 0.0)
