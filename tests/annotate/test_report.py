@@ -181,7 +181,7 @@ def test_json_numbers(written):
   assert p["kept"]["n"] == 3 and p["rejected"]["n"] == 3 and p["missing"] == 0
   assert p["kept"]["median"] == pytest.approx(0.03)
   assert p["rejected"]["median"] == pytest.approx(0.005)
-  assert calc["funnel"] == {"heuristic_seen": 4, "heuristic_kept": 3,
+  assert calc["funnel"] == {"heuristic_seen": 4, "heuristic_kept": 3, "no_allowed_position": 0,
                             "over_max_documents": 0, "positions": 8,
                             "sampled": 18, "unparsable": 4, "other_tool": 2,
                             "duplicates": 4, "own_document_excluded": 2, "tool_errors": 2,

@@ -43,10 +43,25 @@ def test_sizes_grow_from_tiny_to_full():
     ({"tools": ()}, "subset"),
     ({"eval_tasks": ()}, "no eval tasks"),
     ({"tau_f": "low"}, "tau_f"),
+    ({"task_examples": (("math_heldout_v1", 0),)}, "task_examples must be ints >= 1"),
 ])
 def test_bad_sizes_are_refused(change, message):
   with pytest.raises(ValueError, match=message):
     plan_lib.validate_size("bad", dataclasses.replace(plan_lib.load_size("tiny"), **change))
+
+
+def test_task_examples_override_the_counts_of_the_generators_they_name(tmp_path):
+  plan = plan_lib.Plan(str(tmp_path), "default", rounds=1)
+  plan.size = dataclasses.replace(plan.size, task_examples=())
+  before = plan.eval_counts()
+  assert before["math_heldout_v1"] == plan.size.eval_examples
+  assert before["math_templates_v2"] == plan.size.indist_examples
+  plan.size = dataclasses.replace(plan.size, task_examples={"math_heldout_v1": 7})
+  assert plan.size.task_examples == (("math_heldout_v1", 7),)
+  assert plan.eval_counts() == dict(before, math_heldout_v1=7)
+  plan.size = dataclasses.replace(plan.size, task_examples={"facts_leads_v1": 7})
+  with pytest.raises(ValueError, match=r"task_examples names \['facts_leads_v1'\]"):
+    plan.eval_counts()
 
 
 def test_a_size_file_binds_demo_size_and_macros_only(tmp_path):
@@ -78,14 +93,14 @@ EXPECTED_SETTINGS = {
              "Calendar": (0.0, 1, 4, -1000.0, "date", None)},
     "default": {"Calculator": (0.0, 2, 3, 0.6, "number", None),
                 "Calendar": (0.0, 2, 3, 0.5, "date", None),
-                "WikiSearch": (0.0, 1, 1, 1.0, None, 24),
-                "QA": (0.0, 1, 1, 1.0, None, 24),
-                "MT": (0.0, 2, 3, 0.5, None, None)},
+                "WikiSearch": (0.0, 1, 2, 1.0, "answer_entity", None),
+                "QA": (0.0, 2, 2, 0.5, "answer_entity", None),
+                "MT": (0.0, 2, 2, 0.4, "answer_entity", None)},
     "full": {"Calculator": (0.0, 2, 4, 0.6, "number", None),
              "Calendar": (0.0, 2, 4, 0.5, "date", None),
-             "WikiSearch": (0.0, 1, 1, 1.0, None, 24),
-             "QA": (0.0, 1, 1, 1.0, None, 24),
-             "MT": (0.0, 2, 4, 0.5, None, None)},
+             "WikiSearch": (0.0, 1, 2, 1.0, "answer_entity", None),
+             "QA": (0.0, 2, 2, 0.5, "answer_entity", None),
+             "MT": (0.0, 2, 2, 0.4, "answer_entity", None)},
 }
 
 

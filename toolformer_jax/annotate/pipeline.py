@@ -170,37 +170,45 @@ class Annotator:
       tc = collections.Counter()
       selected, hcounts = heuristics.select(tool, documents, self.heuristics_config)
       tc.update({"heuristic_" + k: v for k, v in hcounts.items()})
+      # Token ids and, under a position rule, where a call may stand, before any model
+      # work: a document with no such position gets no call, so it is not encoded.
+      rule = self.settings[tool].position_rule
+      entries = []  # (document, ids, allowed positions or None)
+      for doc in selected:
+        x = self.sampler.document_ids(doc.text)
+        if not x:
+          tc["empty_documents"] += 1
+          continue
+        allowed = None
+        if rule is not None:
+          # The text after each position, as the candidate's char_position names it;
+          # the text before it lazily (only rules that read it build it).
+          chars = [_char_position(vocabulary, x, i) for i in range(len(x))]
+          allowed = heuristics.allowed_positions(rule, [doc.text[c:] for c in chars],
+                                                 (doc.text[:c] for c in chars))
+          if not any(allowed):
+            tc["no_allowed_position"] += 1
+            continue
+        entries.append((doc, x, allowed))
       cap = self.settings[tool].max_documents
-      if cap is not None and len(selected) > cap:
-        tc["over_max_documents"] = len(selected) - cap
-        selected = selected[:cap]
+      if cap is not None and len(entries) > cap:
+        tc["over_max_documents"] = len(entries) - cap
+        entries = entries[:cap]
       self.sampler.config = self._tool_sampler_config(tool)
       self.scorer.config = dataclasses.replace(self.scorer.config,
                                                tau_f=self.settings[tool].tau_f)
       prompt = self.prompts[tool]
-      batches = range(0, len(selected), self.documents_per_batch)
+      batches = range(0, len(entries), self.documents_per_batch)
       for batch_number, start in enumerate(tqdm.tqdm(
           batches, desc=f"shard {shard} {tool}", disable=not progress, leave=False)):
-        docs = selected[start:start + self.documents_per_batch]
-        ids = [self.sampler.document_ids(d.text) for d in docs]
-        keep = [k for k, x in enumerate(ids) if x]
-        tc["empty_documents"] += len(docs) - len(keep)
-        docs, ids = [docs[k] for k in keep], [ids[k] for k in keep]
-        if not docs:
-          continue
+        docs, ids, allowed_positions = zip(*entries[start:start + self.documents_per_batch])
         rng = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(
             jax.random.PRNGKey(self.seed), shard), tool_number), batch_number)
         t0 = time.perf_counter()
         encoded = self.sampler.encode_documents(prompt, ids)
-        rule = self.settings[tool].position_rule
         positions = []
-        for doc, x, probs in zip(docs, encoded.ids, encoded.probs):
-          if rule is not None:  # p = 0 where the rule forbids a call: never selected
-            # The text after each position, as the candidate's char_position names it.
-            chars = [_char_position(vocabulary, x, i) for i in range(len(x))]
-            # Prefixes lazily: only rules that read them ('new_entity', 'answer_entity') build them.
-            allowed = heuristics.allowed_positions(rule, [doc.text[c:] for c in chars],
-                                                   (doc.text[:c] for c in chars))
+        for allowed, probs in zip(allowed_positions, encoded.probs):
+          if allowed is not None:  # p = 0 where the rule forbids a call: never selected
             probs = np.where(allowed, probs, 0.0)
           positions.append(self.sampler.select_positions(probs))
         t1 = time.perf_counter()

@@ -38,7 +38,8 @@ PAPER_TAU_F = {"QA": 1.0, "WikiSearch": 1.0, "Calculator": 0.5, "Calendar": 1.0,
 # The thresholds of the paper's Table 2; the report counts candidates clearing each.
 TABLE_THRESHOLDS = (0.5, 1.0, 2.0)
 # The per-tool stage counts of a manifest, in pipeline order (absent ones read as 0).
-FUNNEL = ("heuristic_seen", "heuristic_kept", "over_max_documents", "positions", "sampled",
+FUNNEL = ("heuristic_seen", "heuristic_kept", "no_allowed_position", "over_max_documents",
+          "positions", "sampled",
           "unparsable", "other_tool", "duplicates", "own_document_excluded", "tool_errors",
           "scored", "kept")
 STAGES = ("positions", "calls", "execute", "filter")

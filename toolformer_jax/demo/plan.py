@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from toolformer_jax.demo import corpus
 
@@ -57,11 +57,15 @@ class DemoSize:
   tau_f: Optional[float] = None  # every tool's filter threshold; None: the per-tool table's
   geography_docs: int = 0  # annotate.knowledge_docs 'geography' (train countries' facts)
   names_mt_docs: int = 0  # 'names_mt' (Spanish/French names and their English meaning)
+  # {generator: items} in place of eval_examples / indist_examples for those generators.
+  task_examples: Tuple[Tuple[str, int], ...] = ()
 
   def __post_init__(self):
     for name in ("tools", "eval_tasks"):  # gin lists (the TOOLS macro) as tuples
       if isinstance(getattr(self, name), list):
         object.__setattr__(self, name, tuple(getattr(self, name)))
+    if isinstance(self.task_examples, Mapping):  # a gin dict, as sorted pairs
+      object.__setattr__(self, "task_examples", tuple(sorted(self.task_examples.items())))
 
 
 def validate_size(name: str, size: DemoSize) -> None:
@@ -92,6 +96,10 @@ def validate_size(name: str, size: DemoSize) -> None:
     raise ValueError(f"size {name!r}: learning_rate must be > 0, got {size.learning_rate!r}")
   if size.tau_f is not None and not isinstance(size.tau_f, (int, float)):
     raise ValueError(f"size {name!r}: tau_f must be a number or None, got {size.tau_f!r}")
+  bad = [(k, v) for k, v in size.task_examples
+         if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+  if bad:
+    raise ValueError(f"size {name!r}: task_examples must be ints >= 1, got {bad}")
 
 
 # --- the sizes' gin files --------------------------------------------------------------------
@@ -297,11 +305,18 @@ class Plan:
     return [s for s in self.eval_sources() if s.startswith("dates_")]
 
   def eval_counts(self) -> Dict[str, int]:
-    """{generator: items}: eval_examples for the held-out ones, indist_examples else."""
+    """{generator: items}: task_examples' count where it names the generator, else
+    eval_examples for the held-out ones and indist_examples for the rest."""
     from toolformer_jax.evaluation import registry  # pylint: disable=g-import-not-at-top
     known = registry.generators()
-    return {s: (self.size.eval_examples if known[s].heldout else self.size.indist_examples)
-            for s in self.eval_sources() if s in known}
+    sources = [s for s in self.eval_sources() if s in known]
+    unknown = sorted(set(dict(self.size.task_examples)) - set(sources))
+    if unknown:
+      raise ValueError(f"size {self.size_name!r}: task_examples names {unknown}, which are "
+                       f"not among its eval tasks' generators {sources}")
+    given = dict(self.size.task_examples)
+    return {s: given.get(s, self.size.eval_examples if known[s].heldout
+                         else self.size.indist_examples) for s in sources}
 
   def eval_dir(self, run: str) -> str:
     return os.path.join(self.out_dir, "eval", run)

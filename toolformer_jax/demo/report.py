@@ -105,7 +105,7 @@ def kept_by_kind_lines(per_round: List[Dict[str, Dict[str, int]]]) -> List[str]:
 
 # The demo's targets, on the held-out tasks of the test seed: (family, points of fine-tuned
 # tools on over the control, whether the two 95% intervals must not overlap).
-TARGETS = (("math", 15.0, True), ("dates", 10.0, False))
+TARGETS = (("math", 15.0, True), ("dates", 10.0, False), ("facts", 10.0, False))
 PERPLEXITY_TOLERANCE = 0.05  # fine-tuned perplexity (calls disabled) within 5% of control's
 EFFECT_COLUMNS = (("base_tools_off", "base"), ("finetuned_tools_off", "fine-tuned, disabled"),
                   ("finetuned_tools_on", "fine-tuned, tools on"), ("control", "control"))
