@@ -83,7 +83,8 @@ FAMILY_RULES = {
                      "answer (the question's kind); the paper's Dateset rule is not "
                      "published beyond accuracy",
     items_lib.MULTILINGUAL: "correct if the answer, in English or the question's language, "
-                            "is among the first 20 words (the paper's MLQA rule)",
+                            "is among the first 20 words (the open-QA rule; the MLQA "
+                            "benchmark's own rule is in evaluation/benchmarks.py)",
     items_lib.NOTOOL: "correct if the answer is among the first 20 words (the answer stands "
                       "in the question; every call here is a wrong-tool call)",
     items_lib.CUSTOM: "each record's own match spec",
