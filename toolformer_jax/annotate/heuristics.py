@@ -218,7 +218,9 @@ RULES: Dict[str, Callable[[corpora.Document, HeuristicsConfig], bool]] = {
 _WEEKDAY_MONTH = ("Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|"
                   "February|March|April|May|June|July|August|September|October|"
                   "November|December")
-_ENTITY_RE = re.compile(r"\s*[\"']?(?:[A-Z\u00c0-\u00de][\w'-]|\d{3,4}\b)")
+_CAPITAL = "A-Z\u00c0-\u00de"  # a name's first letter
+_SENTENCE_PUNCT = r"[.!?:;\n][\"')\]]*"  # what ends a sentence, closing quotes included
+_ENTITY_RE = re.compile(rf"\s*[\"']?(?:[{_CAPITAL}][\w'-]|\d{{3,4}}\b)")
 POSITION_RULES: Dict[str, "re.Pattern[str]"] = {
     "number": re.compile(r"\s*[-\u2212]?\d"),
     # ... or a number that ends the text (an answer: the days until a date)
@@ -237,11 +239,16 @@ POSITION_RULES: Dict[str, "re.Pattern[str]"] = {
 # Rules that also read the text before the position (allowed_positions' `prefixes`).
 _NEW_WORD_RULES = frozenset({"new_entity", "answer_entity"})
 _SUBJECT_RULES = frozenset({"answer_entity"})
-_SENTENCE_START_RE = re.compile(r"(?:^|[.!?:;\n][\"')\]]*\s+)(?=\S)")
-_NAME_RE = re.compile(r"(?<![\w'-])[\"']?([A-Z\u00c0-\u00de][\w'-]*|\d{3,4}\b)")
-_ENDS_IN_NAME_RE = re.compile(r"(?<![\w'-])[A-Z\u00c0-\u00de][\w'-]*\s*$")
+_SENTENCE_START_RE = re.compile(rf"(?:^|{_SENTENCE_PUNCT}\s+)(?=\S)")
+_SENTENCE_END_RE = re.compile(rf"(?:^|{_SENTENCE_PUNCT})\s*$")
+_NAME_RE = re.compile(rf"(?<![\w'-])[\"']?([{_CAPITAL}][\w'-]*|\d{{3,4}}\b)")
+_ENDS_IN_NAME_RE = re.compile(rf"(?<![\w'-])[{_CAPITAL}][\w'-]*\s*$")
 _FIRST_WORD_RE = re.compile(r"\s*[\"']?([\w'-]+)")
-_SENTENCE_END_RE = re.compile(r"(?:^|[.!?:;\n][\"')\]]*)\s*$")
+
+
+def _has_word(text: str, word: str) -> bool:
+  """`word` occurs in `text` as a whole word (case kept)."""
+  return re.search(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text) is not None
 
 
 def _new_in_sentence(prefix: str, suffix: str) -> bool:
@@ -249,8 +256,7 @@ def _new_in_sentence(prefix: str, suffix: str) -> bool:
   if _SENTENCE_END_RE.search(prefix):
     return False
   word = _FIRST_WORD_RE.match(suffix)
-  return word is not None and re.search(
-      rf"(?<![\w'-]){re.escape(word.group(1))}(?![\w'-])", prefix) is None
+  return word is not None and not _has_word(prefix, word.group(1))
 
 
 # Capitalised at a sentence start without naming anything.
@@ -270,8 +276,7 @@ def _names_a_subject(prefix: str) -> bool:
   sentence, before = prefix[start:], prefix[:start]
   for name in _NAME_RE.finditer(sentence):
     word = name.group(1)
-    if name.start() > 0 or (word not in _FUNCTION_WORDS and re.search(
-        rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", before)):
+    if name.start() > 0 or (word not in _FUNCTION_WORDS and _has_word(before, word)):
       return True
   return False
 
@@ -279,8 +284,8 @@ def _names_a_subject(prefix: str) -> bool:
 def allowed_positions(rule: Optional[str], suffixes: Iterable[str],
                       prefixes: Optional[Iterable[str]] = None) -> List[bool]:
   """Per token position, whether `rule` allows a call before it; `suffixes[i]` is the
-  document's text from token i on, `prefixes[i]` the text before it (needed by the
-  'new_entity' rule). rule None: every position."""
+  document's text from token i on, `prefixes[i]` the text before it (read only by the
+  'new_entity' and 'answer_entity' rules). rule None: every position."""
   suffixes = list(suffixes)
   if rule is None:
     return [True for _ in suffixes]
@@ -291,10 +296,9 @@ def allowed_positions(rule: Optional[str], suffixes: Iterable[str],
   if rule in _NEW_WORD_RULES:
     if prefixes is None:
       raise ValueError(f"position rule {rule!r} needs the text before each position")
-    prefixes = list(prefixes)
-    allowed = [a and _new_in_sentence(p, x) for a, p, x in zip(allowed, prefixes, suffixes)]
-    if rule in _SUBJECT_RULES:
-      allowed = [a and _names_a_subject(p) for a, p in zip(allowed, prefixes)]
+    subject = rule in _SUBJECT_RULES
+    allowed = [a and _new_in_sentence(p, x) and (not subject or _names_a_subject(p))
+               for a, p, x in zip(allowed, prefixes, suffixes)]
   return allowed
 
 

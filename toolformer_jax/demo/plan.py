@@ -310,11 +310,11 @@ class Plan:
     from toolformer_jax.evaluation import registry  # pylint: disable=g-import-not-at-top
     known = registry.generators()
     sources = [s for s in self.eval_sources() if s in known]
-    unknown = sorted(set(dict(self.size.task_examples)) - set(sources))
+    given = dict(self.size.task_examples)
+    unknown = sorted(set(given) - set(sources))
     if unknown:
       raise ValueError(f"size {self.size_name!r}: task_examples names {unknown}, which are "
                        f"not among its eval tasks' generators {sources}")
-    given = dict(self.size.task_examples)
     return {s: given.get(s, self.size.eval_examples if known[s].heldout
                          else self.size.indist_examples) for s in sources}
 
